@@ -1,0 +1,23 @@
+// Bundles the CLI (dist/main.js), the package entry (dist/index.js) and the mock provider (dist/mock.js).
+// Bundling keeps start-up fast: importing whole Effect package indexes unbundled costs seconds.
+import { build } from "esbuild"
+
+const common = {
+  bundle: true,
+  platform: "node",
+  target: "node20",
+  format: "esm",
+  sourcemap: true,
+  logLevel: "warning",
+  // Packages that may be loaded lazily by dependencies but are never used by openproxy.
+  external: ["@effect/cluster", "@effect/rpc", "@effect/sql", "@effect/workflow"],
+  banner: {
+    js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
+  }
+}
+
+await Promise.all([
+  build({ ...common, entryPoints: ["src/main.ts"], outfile: "dist/main.js", banner: { js: "#!/usr/bin/env node\n" + common.banner.js } }),
+  build({ ...common, entryPoints: ["src/index.ts"], outfile: "dist/index.js", packages: "external", banner: {} }),
+  build({ ...common, entryPoints: ["src/mock/main.ts"], outfile: "dist/mock.js" })
+])
