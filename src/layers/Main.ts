@@ -1,0 +1,23 @@
+// Composition only: the proxy's service graph, from a config file (or a ready snapshot) to bound listeners.
+import * as Layer from "effect/Layer"
+import type { ConfigSnapshot } from "../config/types.js"
+import * as Config from "../services/Config.js"
+import * as ConnectionPool from "../services/ConnectionPool.js"
+import * as HealthChecker from "../services/HealthChecker.js"
+import * as Listener from "../services/Listener.js"
+import * as ProviderRegistry from "../services/ProviderRegistry.js"
+
+/** Everything below Config: health, registry, pools and the listeners, for a given Config layer. */
+export const proxyLayer = <E, R>(config: Layer.Layer<Config.Config, E, R>) => {
+  const health = HealthChecker.layer.pipe(Layer.provideMerge(config))
+  const registry = ProviderRegistry.layer.pipe(Layer.provideMerge(health))
+  const services = Layer.merge(registry, ConnectionPool.layer)
+  return Listener.layer.pipe(Layer.provideMerge(services))
+}
+
+/** The proxy as `openproxy start` runs it. */
+export const fromFile = (file: string, override?: Config.SnapshotOverride) =>
+  proxyLayer(Config.layer(file, override))
+
+/** The proxy over a snapshot built in code (tests, embedding apps). */
+export const fromSnapshot = (snapshot: ConfigSnapshot) => proxyLayer(Config.layerSnapshot(snapshot))

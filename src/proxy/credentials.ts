@@ -1,0 +1,138 @@
+// Client credentials (SPEC §4): where each provider type reads the client's key, constant-time comparison,
+// removal of the `key` query parameter, and the provider credential the upstream receives.
+import { createHash, timingSafeEqual } from "node:crypto"
+import * as Redacted from "effect/Redacted"
+import type { ProviderType } from "../config/types.js"
+import type { RequestHeadInfo } from "./headers.js"
+
+/** SHA-256 of a key: comparing fixed-size digests makes the comparison constant-time in the key's length too. */
+export const keyDigest = (key: string): Buffer => createHash("sha256").update(key).digest()
+
+/** True when `digest` equals one of `accepted`; every entry is compared, whatever matches first. */
+export const digestAccepted = (digest: Buffer, accepted: ReadonlyArray<Buffer>): boolean => {
+  let ok = false
+  for (let i = 0; i < accepted.length; i++) {
+    if (timingSafeEqual(digest, accepted[i])) ok = true
+  }
+  return ok
+}
+
+const bearer = (value: string | undefined): string | undefined => {
+  if (value === undefined) return undefined
+  if (value.length > 7 && value.slice(0, 7).toLowerCase() === "bearer ") {
+    const token = value.slice(7).trim()
+    return token.length > 0 ? token : undefined
+  }
+  return undefined
+}
+
+/** Splits `/a/b?x=1&key=K` into path and query (query without "?", or undefined). */
+export const splitPath = (url: string): { path: string; query: string | undefined } => {
+  const q = url.indexOf("?")
+  return q === -1 ? { path: url, query: undefined } : { path: url.slice(0, q), query: url.slice(q + 1) }
+}
+
+const isKeyParam = (segment: string): boolean => {
+  const eq = segment.indexOf("=")
+  const name = eq === -1 ? segment : segment.slice(0, eq)
+  if (name === "key") return true
+  if (!name.includes("%")) return false
+  try {
+    return decodeURIComponent(name.replace(/\+/g, " ")) === "key"
+  } catch {
+    return false
+  }
+}
+
+/** The first `key` query parameter's value (decoded), for gemini clients. */
+export const queryKey = (query: string | undefined): string | undefined => {
+  if (query === undefined || !query.includes("key")) return undefined
+  for (const segment of query.split("&")) {
+    if (isKeyParam(segment)) {
+      const eq = segment.indexOf("=")
+      if (eq === -1) return undefined
+      try {
+        const v = decodeURIComponent(segment.slice(eq + 1).replace(/\+/g, " "))
+        return v.length > 0 ? v : undefined
+      } catch {
+        return undefined
+      }
+    }
+  }
+  return undefined
+}
+
+/** The query without any `key` parameter, other parameters byte for byte; undefined when nothing is left. */
+export const stripKeyParam = (query: string | undefined): string | undefined => {
+  if (query === undefined) return undefined
+  if (!query.includes("key")) return query
+  const kept = query.split("&").filter((s) => !isKeyParam(s))
+  return kept.length === 0 ? undefined : kept.join("&")
+}
+
+/** The client's key for a provider type, from the places SPEC §4 lists, first present wins. */
+export const clientKeyFor = (
+  type: ProviderType,
+  info: RequestHeadInfo,
+  query: string | undefined,
+  wsProtocolKey?: string
+): string | undefined => {
+  switch (type) {
+    case "openai":
+      return bearer(info.authorization) ?? bearer(info.proxyAuthorization) ?? wsProtocolKey
+    case "anthropic":
+      return nonEmpty(info.xApiKey) ?? bearer(info.authorization) ?? bearer(info.proxyAuthorization)
+    case "gemini":
+      return nonEmpty(info.xGoogApiKey) ?? queryKey(query) ?? bearer(info.proxyAuthorization)
+    case "forward":
+      return undefined
+  }
+}
+
+const nonEmpty = (v: string | undefined): string | undefined => {
+  if (v === undefined) return undefined
+  const t = v.trim()
+  return t.length > 0 ? t : undefined
+}
+
+const OAUTH_BETA = "oauth-2025-04-20"
+
+/**
+ * The header pairs that carry the provider key upstream (added exactly once).
+ * `fromCommand` marks a `$(command)` key: anthropic then uses `Authorization: Bearer` plus the OAuth beta flag,
+ * merged into the client's `anthropic-beta` (whose original header is then dropped, see `dropForCredential`).
+ */
+export const providerCredentialHeaders = (
+  type: ProviderType,
+  key: Redacted.Redacted<string> | undefined,
+  fromCommand: boolean,
+  clientAnthropicBeta: string | undefined
+): Array<string> => {
+  if (key === undefined) return []
+  const value = Redacted.value(key)
+  switch (type) {
+    case "openai":
+      return ["authorization", `Bearer ${value}`]
+    case "anthropic": {
+      if (!fromCommand) return ["x-api-key", value]
+      const betas =
+        clientAnthropicBeta === undefined
+          ? [OAUTH_BETA]
+          : [
+              ...clientAnthropicBeta
+                .split(",")
+                .map((b) => b.trim())
+                .filter((b) => b.length > 0 && b !== OAUTH_BETA),
+              OAUTH_BETA
+            ]
+      return ["authorization", `Bearer ${value}`, "anthropic-beta", betas.join(",")]
+    }
+    case "gemini":
+      return ["x-goog-api-key", value]
+    case "forward":
+      return []
+  }
+}
+
+/** Headers the credential injection replaces, to drop from the client's copy. */
+export const ANTHROPIC_BETA_DROP: ReadonlySet<string> = new Set(["anthropic-beta"])

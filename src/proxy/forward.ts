@@ -1,0 +1,373 @@
+// The HTTP request path: route → authenticate → swap credentials → stream to the upstream through undici →
+// stream the answer back, with backpressure both ways. Plain callbacks, no Effect per request: Effect owns
+// the lifecycle around it (listeners, pools, config), never the bytes (ARCHITECTURE "Keep bytes out of Effect").
+import type * as http from "node:http"
+import type * as http2 from "node:http2"
+import { Transform, type Readable, type TransformCallback } from "node:stream"
+import type * as Redacted from "effect/Redacted"
+import type { Dispatcher } from "undici"
+import type { ProviderType } from "../config/types.js"
+import type { Logger } from "../log.js"
+import { clientKeyFor, providerCredentialHeaders, ANTHROPIC_BETA_DROP, splitPath, stripKeyParam } from "./credentials.js"
+import { buildUpstreamHeaders, type RequestHeadInfo, responseHeadersFromRaw, scanRequestHeaders, trailersForClient } from "./headers.js"
+import type { KeyResolver } from "./keys.js"
+import { classifyUpstreamError, type ClientResponse, type ErrorKind, isStaleConnectionError, sendError } from "./respond.js"
+import type { Identity, Router } from "./router.js"
+import type { UpstreamPools } from "./upstreams.js"
+
+export type ClientRequest = http.IncomingMessage | http2.Http2ServerRequest
+
+/** Passive health reporting (SPEC §6): connect failures count against a provider, successes reset it. */
+export interface HealthReporter {
+  readonly connectFailed: (providerId: string) => void
+  readonly connected: (providerId: string) => void
+}
+
+/** What the request path needs from the running proxy; each field is read once per request. */
+export interface ProxyContext {
+  readonly router: () => Router
+  readonly pools: UpstreamPools
+  readonly keys: KeyResolver
+  readonly health: HealthReporter
+  readonly log: Logger
+}
+
+/** Bodies up to this size are gathered into one Buffer before dispatch: cheaper, and replayable on a retry. */
+const GATHER_LIMIT = 64 * 1024
+const MAX_ATTEMPTS = 3
+
+let requestSeq = 0
+const nextRequestId = (): string => (++requestSeq).toString(36)
+
+/** Host header value → lower-cased name without trailing dot, and port (listener default when absent). */
+export const parseHost = (value: string, defaultPort: number): { name: string; port: number } | undefined => {
+  let name: string
+  let port = defaultPort
+  if (value.charCodeAt(0) === 91 /* [ */) {
+    const end = value.indexOf("]")
+    if (end === -1) return undefined
+    name = value.slice(0, end + 1)
+    const rest = value.slice(end + 1)
+    if (rest.length > 0) {
+      if (rest.charCodeAt(0) !== 58) return undefined
+      port = Number(rest.slice(1))
+    }
+  } else {
+    const colon = value.lastIndexOf(":")
+    if (colon === -1) name = value
+    else {
+      name = value.slice(0, colon)
+      port = Number(value.slice(colon + 1))
+    }
+  }
+  if (!Number.isInteger(port) || port < 0 || port > 65535) return undefined
+  name = name.toLowerCase()
+  if (name.endsWith(".")) name = name.slice(0, -1)
+  if (name.length === 0) return undefined
+  return { name, port }
+}
+
+/** Counts a body of unknown length on its way upstream and fails it past the limit. */
+class BodyLimit extends Transform {
+  private seen = 0
+  exceeded = false
+  constructor(private readonly limit: number) {
+    super()
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.seen += chunk.length
+    if (this.seen > this.limit) {
+      this.exceeded = true
+      cb(new Error("request body too large"))
+      return
+    }
+    cb(null, chunk)
+  }
+}
+
+interface Attempt {
+  readonly identity: Identity
+  readonly key: Redacted.Redacted<string> | undefined
+}
+
+/** Handles one request. `defaultPort` is the listener's (80 or 443) for requests whose host has no port. */
+export const handleRequest = (
+  ctx: ProxyContext,
+  defaultPort: number,
+  req: ClientRequest,
+  res: ClientResponse,
+  expectContinue = false
+): void => {
+  const router = ctx.router()
+  const snapshot = router.snapshot
+  const isH2 = req.httpVersionMajor === 2
+  const raw = req.rawHeaders
+  const info = scanRequestHeaders(raw)
+
+  // Framing (SPEC §5): refuse what an upstream could read differently, before anything reaches it.
+  if (info.transferEncoding !== undefined && !isH2) {
+    if (info.transferEncoding.trim().toLowerCase() !== "chunked") return sendError(res, "unsupportedEncoding", true)
+    if (info.contentLengths > 0) return sendError(res, "badFraming", true)
+  }
+  if (info.contentLengths > 1) return sendError(res, "badFraming", true)
+
+  let hostValue: string | undefined
+  if (isH2) {
+    const h = req.headers[":authority"] ?? req.headers.host
+    hostValue = typeof h === "string" ? h : undefined
+  } else {
+    if (info.hostCount > 1) return sendError(res, "multipleHost", true)
+    hostValue = req.headers.host
+  }
+  if (hostValue === undefined || hostValue.length === 0) return sendError(res, "missingHost")
+  const host = parseHost(hostValue, defaultPort)
+  if (host === undefined) return sendError(res, "badRequest")
+
+  let url = req.url ?? "/"
+  if (url.charCodeAt(0) !== 47 /* / */) {
+    // absolute-form (`GET http://host/path`): route by Host as always, forward the path only
+    const m = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(url)
+    if (m === null) return sendError(res, "badRequest")
+    url = url.slice(m[0].length) || "/"
+    if (url.charCodeAt(0) === 63 /* ? */) url = "/" + url
+  }
+
+  const { query } = splitPath(url)
+  const keyFor = (type: ProviderType) => clientKeyFor(type, info, query)
+  const routed = router.route(host.name, host.port, url, keyFor)
+  switch (routed._tag) {
+    case "NotFound":
+      return sendError(res, "noProvider")
+    case "Unauthorized":
+      return sendError(res, "unauthorized")
+    case "Unavailable":
+      return sendError(res, "noHealthy")
+  }
+
+  const lengthHeader = req.headers["content-length"]
+  const contentLength = lengthHeader === undefined ? -1 : Number(lengthHeader)
+  if (contentLength > snapshot.maxRequestBodySize) return sendError(res, "tooLarge", true)
+  if (expectContinue) (res as http.ServerResponse).writeContinue()
+
+  const requestId = nextRequestId()
+  const hasBody = isH2
+    ? !(req as http2.Http2ServerRequest).stream.endAfterHeaders
+    : contentLength > 0 || info.transferEncoding !== undefined
+
+  const exchange = new Exchange(ctx, req, res, isH2, info, requestId, routed.path)
+  exchange.retryRoute = (excluded) => {
+    const r = router.route(host.name, host.port, url, keyFor, excluded)
+    return r._tag === "Ok" ? r.identity : undefined
+  }
+  if (!hasBody) return exchange.start(routed.identity, null)
+  if (contentLength >= 0 && contentLength <= GATHER_LIMIT) {
+    const chunks: Array<Buffer> = []
+    req.on("data", (c: Buffer) => chunks.push(c))
+    req.on("end", () => exchange.start(routed.identity, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)))
+    req.on("error", () => res.destroy())
+    return
+  }
+  if (contentLength >= 0) return exchange.start(routed.identity, req)
+  const limited = new BodyLimit(snapshot.maxRequestBodySize)
+  req.on("error", (e) => limited.destroy(e))
+  req.pipe(limited)
+  exchange.limit = limited
+  exchange.start(routed.identity, limited)
+}
+
+/** One client request and its upstream attempts (a retry only ever happens before any response byte). */
+class Exchange {
+  limit: BodyLimit | undefined
+  private controller: Dispatcher.DispatchController | undefined
+  private attempts = 0
+  private responded = false
+  private excluded: Set<string> | undefined
+  private body: Buffer | Readable | null = null
+  private current: Attempt | undefined
+  private upstreamProtocol = "http/1.1"
+  private inflight: { inflight: number } | undefined
+
+  constructor(
+    private readonly ctx: ProxyContext,
+    private readonly req: ClientRequest,
+    private readonly res: ClientResponse,
+    private readonly isH2: boolean,
+    private readonly info: RequestHeadInfo,
+    private readonly requestId: string,
+    private readonly path: string
+  ) {
+    res.on("close", () => {
+      if (!res.writableFinished && this.controller !== undefined && !this.controller.aborted) {
+        this.controller.abort(new Error("client closed"))
+      }
+    })
+  }
+
+  start(identity: Identity, body: Buffer | Readable | null): void {
+    this.body = body
+    this.attempt(identity)
+  }
+
+  private attempt(identity: Identity): void {
+    this.attempts++
+    const source = identity.key?.source
+    if (source === undefined) return this.dispatch({ identity, key: undefined })
+    const resolved = this.ctx.keys.resolve(source, identity.provider.apiKeyCacheTtlMs)
+    if (!("then" in resolved)) return this.dispatch({ identity, key: resolved })
+    resolved.then(
+      (key) => this.dispatch({ identity, key }),
+      (err: Error) => {
+        this.ctx.log.log("warn", "api_key command failed", {
+          request: this.requestId,
+          provider: identity.provider.index,
+          reason: err.message
+        })
+        sendError(this.res, "upstreamAuth")
+      }
+    )
+  }
+
+  private dispatch(a: Attempt): void {
+    if (this.res.destroyed) return
+    this.current = a
+    const p = a.identity.provider
+    const snapshot = this.ctx.router().snapshot
+    const strip = p.type !== "forward"
+    const fromCommand = a.identity.key?.source._tag === "Command"
+    const extra = providerCredentialHeaders(p.type, a.key, fromCommand, this.info.anthropicBeta)
+    const headers = buildUpstreamHeaders(
+      this.req.rawHeaders,
+      this.info,
+      strip,
+      p.upstreamHostHeader,
+      extra,
+      p.type === "anthropic" && fromCommand ? ANTHROPIC_BETA_DROP : undefined
+    )
+    let path = this.path
+    if (strip) {
+      const { path: pathname, query } = splitPath(path)
+      const q = stripKeyParam(query)
+      path = q === undefined ? pathname : `${pathname}?${q}`
+    }
+    const upstream = this.ctx.pools.get(p, snapshot.timeouts)
+    this.inflight = upstream
+    upstream.inflight++
+    this.upstreamProtocol = upstream.protocol
+    const protocolRef = upstream
+    try {
+      upstream.dispatcher.dispatch(
+        {
+          path,
+          method: this.req.method as Dispatcher.HttpMethod,
+          headers,
+          body: this.body,
+          idempotent: false,
+          blocking: true
+        },
+        {
+          onRequestStart: (controller) => {
+            this.controller = controller
+          },
+          onResponseStart: (controller, statusCode, _headers, statusMessage) =>
+            this.onStart(controller, statusCode, protocolRef.protocol, statusMessage),
+          onResponseData: (controller, chunk) => this.onChunk(controller, chunk),
+          onResponseEnd: (_controller, trailers) => this.onEnd(trailers),
+          onResponseError: (_controller, err) => this.onError(err)
+        }
+      )
+    } catch (err) {
+      this.onError(err as Error)
+    }
+  }
+
+  private done(): void {
+    if (this.inflight !== undefined) {
+      this.inflight.inflight--
+      this.inflight = undefined
+    }
+  }
+
+  private onStart(controller: Dispatcher.DispatchController, status: number, protocol: string, message?: string): void {
+    if (status < 200) return
+    this.responded = true
+    this.upstreamProtocol = protocol
+    this.ctx.health.connected(this.current!.identity.providerId)
+    const res = this.res
+    if (res.destroyed) {
+      controller.abort(new Error("client closed"))
+      return
+    }
+    const raw = (controller.rawHeaders ?? []) as Array<Buffer | string>
+    const headers = responseHeadersFromRaw(raw, this.upstreamProtocol, this.isH2)
+    if (this.isH2) (res as http2.Http2ServerResponse).writeHead(status, headers as http2.OutgoingHttpHeaders)
+    else {
+      const h1 = res as http.ServerResponse
+      h1.sendDate = false
+      if (message) h1.writeHead(status, message, headers as Array<string>)
+      else h1.writeHead(status, headers as Array<string>)
+    }
+  }
+
+  private onChunk(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!(this.res as NodeJS.WritableStream).write(chunk)) {
+      controller.pause()
+      this.res.once("drain", () => controller.resume())
+    }
+  }
+
+  private onEnd(trailers: Record<string, string | Array<string> | undefined>): void {
+    this.done()
+    if (this.isH2) {
+      const t = trailersForClient(trailers)
+      if (t !== undefined) (this.res as http2.Http2ServerResponse).addTrailers(t)
+    }
+    this.res.end()
+  }
+
+  private onError(err: Error): void {
+    this.done()
+    const a = this.current!
+    if (this.responded) {
+      // The response has begun: abort it so a truncated answer never looks complete (SPEC §5).
+      this.ctx.log.log("warn", "upstream failed mid-response", { request: this.requestId, provider: a.identity.provider.index, code: classifyUpstreamError(err).code })
+      this.res.destroy()
+      return
+    }
+    if (this.res.destroyed) return
+    if (this.limit?.exceeded) return sendError(this.res, "tooLarge", true)
+    const c = classifyUpstreamError(err)
+    if (c.connectFailure) this.ctx.health.connectFailed(a.identity.providerId)
+    const replayable = this.body === null || Buffer.isBuffer(this.body)
+    if (replayable && this.attempts < MAX_ATTEMPTS && (c.connectFailure || isStaleConnectionError(err))) {
+      // A stale pooled connection is retried on a fresh one; a provider that cannot be reached fails over.
+      let next: Identity = a.identity
+      if (c.connectFailure) {
+        this.excluded ??= new Set()
+        this.excluded.add(a.identity.providerId)
+        const alt = this.failover()
+        if (alt === undefined) return this.fail(c.kind, err)
+        next = alt
+      }
+      this.attempt(next)
+      return
+    }
+    this.fail(c.kind, err)
+  }
+
+  /** Another provider for the same route, excluding the ones that failed; undefined when none is left. */
+  private failover(): Identity | undefined {
+    return this.retryRoute?.(this.excluded!)
+  }
+
+  retryRoute: ((excluded: ReadonlySet<string>) => Identity | undefined) | undefined
+
+  private fail(kind: ErrorKind, err: Error): void {
+    this.ctx.log.log("warn", "upstream request failed", {
+      request: this.requestId,
+      provider: this.current!.identity.provider.index,
+      code: classifyUpstreamError(err).code,
+      error: err.message
+    })
+    sendError(this.res, kind)
+  }
+}

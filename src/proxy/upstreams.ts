@@ -1,0 +1,127 @@
+// Upstream connection pools: one undici dispatcher per distinct upstream (scheme, host, port, HTTP/2 mode, CA,
+// time-outs). HTTP/1.1 pools keep connections alive; HTTP/2 connections (ALPN over TLS, or h2c prior knowledge)
+// multiplex streams. Pools unused for a while are closed by `sweep`.
+import * as tls from "node:tls"
+import { buildConnector, Client, type Dispatcher, H2CClient, Pool } from "undici"
+import type { ProviderConfig, Timeouts } from "../config/types.js"
+
+/** Streams per HTTP/2 upstream connection (a Node h2 server allows 100 by default). */
+const H2_STREAMS = 100
+
+export interface Upstream {
+  readonly key: string
+  readonly dispatcher: Dispatcher
+  readonly origin: string
+  /** Protocol of the connections this upstream uses, learnt from ALPN on connect (for `x-upstream-protocol`). */
+  protocol: "h2" | "http/1.1"
+  lastUsed: number
+  inflight: number
+}
+
+const isIp = (host: string): boolean => /^[\d.]+$/.test(host) || host.includes(":")
+
+export const originOf = (p: ProviderConfig): string => {
+  const host = p.endpointHost.includes(":") ? `[${p.endpointHost}]` : p.endpointHost
+  return `${p.tls ? "https" : "http"}://${host}:${p.endpointPort}`
+}
+
+export class UpstreamPools {
+  private readonly pools = new Map<string, Upstream>()
+
+  /** The upstream for a provider under the given time-outs, created on first use. */
+  get(p: ProviderConfig, t: Timeouts): Upstream {
+    const origin = originOf(p)
+    const key = `${origin}|${p.http2}|${p.caFile ?? ""}|${t.connectMs}|${t.tlsHandshakeMs}|${t.responseHeaderMs}|${t.idleMs}`
+    let u = this.pools.get(key)
+    if (u === undefined) {
+      u = this.create(key, origin, p, t)
+      this.pools.set(key, u)
+    }
+    u.lastUsed = Date.now()
+    return u
+  }
+
+  private create(key: string, origin: string, p: ProviderConfig, t: Timeouts): Upstream {
+    const timing = {
+      headersTimeout: t.responseHeaderMs,
+      bodyTimeout: t.idleMs,
+      keepAliveTimeout: 4_000,
+      keepAliveMaxTimeout: 60_000
+    }
+    const upstream: Upstream = {
+      key,
+      origin,
+      dispatcher: undefined as unknown as Dispatcher,
+      protocol: p.http2 === true && !p.tls ? "h2" : "http/1.1",
+      lastUsed: Date.now(),
+      inflight: 0
+    }
+    if (!p.tls && p.http2 === true) {
+      const dispatcher = new H2CClient(origin, {
+        ...timing,
+        pipelining: H2_STREAMS,
+        connect: { timeout: t.connectMs }
+      })
+      return Object.assign(upstream, { dispatcher })
+    }
+    if (!p.tls) {
+      const dispatcher = new Pool(origin, { ...timing, connect: { timeout: t.connectMs, noDelay: true } })
+      return Object.assign(upstream, { dispatcher })
+    }
+    const allowH2 = p.http2 !== false
+    const base = buildConnector({
+      timeout: t.connectMs + t.tlsHandshakeMs,
+      noDelay: true,
+      allowH2,
+      ...(p.http2 === true ? { ALPNProtocols: ["h2"] } : {}),
+      ...(p.ca !== undefined ? { ca: [...tls.rootCertificates, p.ca] } : {}),
+      ...(isIp(p.endpointHost) ? {} : { servername: p.endpointHost })
+    })
+    const dispatcher = new Pool(origin, {
+      ...timing,
+      allowH2,
+      factory: (o, opts) => {
+        // Each connection learns its protocol from ALPN: an h2 connection may carry many streams at once,
+        // an HTTP/1.1 one exactly one request at a time (no pipelining: LLM answers are long).
+        const client: Client = new Client(o, {
+          ...(opts as Client.Options),
+          connect: (options, cb) =>
+            base(options, (err, socket) => {
+              if (err === null && (socket as tls.TLSSocket).alpnProtocol === "h2") {
+                upstream.protocol = "h2"
+                client.pipelining = H2_STREAMS
+              } else if (err === null) {
+                upstream.protocol = "http/1.1"
+              }
+              if (err === null) cb(null, socket)
+              else cb(err, null)
+            })
+        })
+        return client
+      }
+    })
+    return Object.assign(upstream, { dispatcher })
+  }
+
+  /** Closes pools idle for longer than `idleMs` with nothing in flight. */
+  sweep(idleMs: number): void {
+    const now = Date.now()
+    for (const [key, u] of this.pools) {
+      if (u.inflight === 0 && now - u.lastUsed > idleMs) {
+        this.pools.delete(key)
+        u.dispatcher.close().catch(() => undefined)
+      }
+    }
+  }
+
+  get size(): number {
+    return this.pools.size
+  }
+
+  /** Closes every pool (at shutdown, after in-flight work has drained or the grace period is over). */
+  async closeAll(): Promise<void> {
+    const all = [...this.pools.values()]
+    this.pools.clear()
+    await Promise.all(all.map((u) => u.dispatcher.destroy().catch(() => undefined)))
+  }
+}
