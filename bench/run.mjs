@@ -1,0 +1,713 @@
+// The benchmark harness (`npm run bench`): builds openproxy, starts an nginx upstream and a streaming upstream,
+// and drives the same load at the upstream directly, openproxy, nginx, http-proxy and @fastify/http-proxy,
+// interleaved over rounds. Prints medians, ratios and the issue-6 targets; writes raw results to bench/results/.
+// Flags: --quick (1 round, 3 s / 2 s runs), --rounds N, --s1 SECONDS, --s2 SECONDS, --only s1,s2,s3,s4,s5,
+//        --targets direct,openproxy,...  --s5-target NAME  --no-build  --keep-tmp
+import { execSync } from "node:child_process"
+import fs from "node:fs"
+import os from "node:os"
+import path from "node:path"
+import { fileURLToPath } from "node:url"
+import {
+  freePort,
+  killAllSync,
+  median,
+  parseH2load,
+  parseWrk,
+  percentile,
+  request,
+  rssKiB,
+  run,
+  sleep,
+  startPiped,
+  startProc,
+  stopAll,
+  stopProc,
+  table,
+  tailLog,
+  waitLine,
+  waitUntil
+} from "./lib.mjs"
+import { writeProxyConf, writeUpstreamConf } from "./nginx.mjs"
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
+process.chdir(root)
+
+// ---------------------------------------------------------------- options
+const argv = process.argv.slice(2)
+const flag = (name) => argv.includes(`--${name}`)
+const opt = (name, dflt) => {
+  const i = argv.indexOf(`--${name}`)
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : dflt
+}
+const quick = flag("quick")
+const rounds = Number(opt("rounds", quick ? 1 : 3))
+const s1Secs = Number(opt("s1", quick ? 3 : 10))
+const s2Secs = Number(opt("s2", quick ? 2 : 5))
+const warmSecs = quick ? 1 : 2
+const only = new Set(opt("only", "s1,s2,s3,s4,s5").split(","))
+const h2Requests = quick ? 20000 : 100000
+const sseStreams = quick ? 5 : 20
+const idleConns = 10000
+const wsConns = 1000
+
+const ALL_TARGETS = ["direct", "openproxy", "openproxy-w2", "nginx", "http-proxy", "fastify-proxy"]
+const wanted = new Set(opt("targets", ALL_TARGETS.join(",")).split(","))
+const NODE_PROXIES = ["http-proxy", "fastify-proxy"]
+const LOAD_CPU = "1"
+const PROXY_CPU = "0"
+const UPSTREAM_KEY = "sk-upstream"
+const MOCK_HOST = "mock.bench"
+
+const log = (...a) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a)
+
+// ---------------------------------------------------------------- clean-up on every exit path
+let tmp = null
+const cleanupSync = () => {
+  killAllSync()
+  if (tmp && !flag("keep-tmp")) fs.rmSync(tmp, { recursive: true, force: true })
+}
+process.on("exit", cleanupSync)
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(sig, () => {
+    console.error(`\n[bench] ${sig}: stopping everything`)
+    cleanupSync()
+    process.exit(130)
+  })
+}
+process.on("uncaughtException", (e) => {
+  console.error("[bench] error:", e)
+  cleanupSync()
+  process.exit(1)
+})
+
+// ---------------------------------------------------------------- machine facts
+const sys = (cmd) => {
+  try {
+    return execSync(cmd, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim()
+  } catch {
+    return null
+  }
+}
+const machine = () => ({
+  nproc: Number(sys("nproc")),
+  cpu: (sys("lscpu | grep 'Model name'") ?? "").replace(/^Model name:\s*/, ""),
+  kernel: sys("uname -r"),
+  node: process.version,
+  nginx: (sys("nginx -v 2>&1") ?? "").replace("nginx version: ", ""),
+  wrk: (sys("wrk -v 2>&1 | head -1") ?? "").split(" ").slice(0, 2).join(" "),
+  h2load: sys("h2load --version"),
+  date: new Date().toISOString()
+})
+
+// ---------------------------------------------------------------- set-up steps
+const setupTools = async () => {
+  const r = await run(["bash", "bench/setup.sh"], { timeoutMs: 300000 })
+  if (r.code !== 0) throw new Error(`bench/setup.sh failed:\n${r.stderr}${r.stdout}`)
+  for (const bin of ["wrk", "h2load", "nginx", "openssl", "taskset"]) {
+    if (!sys(`command -v ${bin} || ls /usr/sbin/${bin} 2>/dev/null`)) throw new Error(`${bin} not found after setup`)
+  }
+}
+
+const buildProxy = async () => {
+  if (flag("no-build")) return { ok: fs.existsSync("dist/main.js"), note: "--no-build" }
+  log("building (npm run build)")
+  const r = await run(["npm", "run", "build", "--silent"], { timeoutMs: 180000 })
+  if (r.code !== 0) {
+    const why = (r.stderr + r.stdout).trim().split("\n").slice(0, 6).join("\n")
+    return { ok: false, note: `build failed:\n${why}` }
+  }
+  return { ok: fs.existsSync("dist/main.js"), note: fs.existsSync("dist/main.js") ? "built" : "no dist/main.js" }
+}
+
+const makeCert = async (dir) => {
+  const cert = path.join(dir, "cert.pem")
+  const key = path.join(dir, "key.pem")
+  const r = await run(
+    [
+      "openssl",
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+      "-days",
+      "2",
+      "-subj",
+      "/CN=127.0.0.1",
+      "-addext",
+      `subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:${MOCK_HOST}`
+    ],
+    { timeoutMs: 20000 }
+  )
+  if (r.code !== 0) throw new Error(`openssl failed: ${r.stderr}`)
+  return { cert, key }
+}
+
+/** A POST like wrk's; true when the reply is a 200 with the 1 KiB body. */
+const body = fs.readFileSync("bench/request.json")
+const probePost = (port, key = "sk-bench") => async () => {
+  const r = await request(
+    {
+      host: "127.0.0.1",
+      port,
+      method: "POST",
+      path: "/v1/chat/completions",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }
+    },
+    body
+  )
+  if (r.status === 200 && r.body.length === 1024) return true
+  return `status ${r.status}, ${r.body.length} bytes: ${r.body.toString().slice(0, 80)}`
+}
+
+const openproxyConfig = ({ dir, name, port, tlsPort, upstreamPort, streamPort, workers, tls }) => {
+  const lines = [
+    "# Generated by bench/run.mjs",
+    `http_port: ${port}`,
+    "http_bind_address: 127.0.0.1"
+  ]
+  if (tlsPort) {
+    lines.push(`https_port: ${tlsPort}`, "https_bind_address: 127.0.0.1")
+    lines.push(`cert_file: ${JSON.stringify(tls.cert)}`, `private_key_file: ${JSON.stringify(tls.key)}`)
+  }
+  if (workers) lines.push(`workers: ${workers}`)
+  lines.push(
+    'auth_keys: ["sk-bench"]',
+    "providers:",
+    "  - type: openai",
+    '    host: "127.0.0.1"',
+    `    endpoint: "127.0.0.1:${upstreamPort}"`,
+    "    tls: false",
+    `    api_key: "${UPSTREAM_KEY}"`,
+    "  - type: openai",
+    `    host: "${MOCK_HOST}"`,
+    `    endpoint: "127.0.0.1:${streamPort}"`,
+    "    tls: false",
+    `    api_key: "${UPSTREAM_KEY}"`,
+    ""
+  )
+  const file = path.join(dir, `${name}.yml`)
+  fs.writeFileSync(file, lines.join("\n"))
+  return file
+}
+
+// ---------------------------------------------------------------- load generators
+const wrk = async (port, { c, secs }) => {
+  const r = await run(
+    [
+      "wrk",
+      "-t1",
+      `-c${c}`,
+      `-d${secs}s`,
+      "--timeout",
+      "5s",
+      "-s",
+      "bench/post.lua",
+      `http://127.0.0.1:${port}/v1/chat/completions`
+    ],
+    { cpu: LOAD_CPU, timeoutMs: (secs + 20) * 1000 }
+  )
+  const parsed = parseWrk(r.stdout)
+  if (!parsed) return { error: `wrk gave no result (code ${r.code}): ${(r.stderr || r.stdout).slice(0, 200)}` }
+  const errors =
+    parsed.connect_errors + parsed.read_errors + parsed.write_errors + parsed.status_errors + parsed.timeouts
+  return { ...parsed, errors }
+}
+
+const h2load = async (port, n) =>
+  run(
+    [
+      "h2load",
+      "-c10",
+      "-m32",
+      "-n",
+      String(n),
+      "-H",
+      "authorization: Bearer sk-bench",
+      "-H",
+      "content-type: application/json",
+      "-d",
+      "bench/request.json",
+      `https://127.0.0.1:${port}/v1/chat/completions`
+    ],
+    { cpu: LOAD_CPU, timeoutMs: 90000 }
+  )
+
+// ---------------------------------------------------------------- main
+const main = async () => {
+  const started = Date.now()
+  const info = machine()
+  log(`machine: ${info.nproc} cpus, ${info.cpu}, node ${info.node}`)
+  if (info.nproc < 2) log("warning: fewer than 2 cores; pinning puts proxy and load on the same core")
+  await setupTools()
+  const build = await buildProxy()
+  log(`openproxy: ${build.ok ? "dist/main.js present" : "not runnable"} (${build.note.split("\n")[0]})`)
+  if (!build.ok && build.note.includes("\n")) console.log(build.note)
+
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "openproxy-bench-"))
+  const tls = await makeCert(tmp)
+  const ports = {}
+  for (const k of ["up", "upTls", "stream", "op", "opTls", "op2", "ngx", "ngxTls", "hp", "fp"]) ports[k] = await freePort()
+
+  // Upstreams on the load generator's core.
+  const upConf = writeUpstreamConf({ dir: tmp, port: ports.up, tlsPort: ports.upTls, ...tls })
+  const upstream = startProc("upstream-nginx", ["nginx", "-c", upConf, "-p", tmp, "-e", path.join(tmp, "up.err")], {
+    cpu: LOAD_CPU,
+    logDir: tmp
+  })
+  const upReady = await waitUntil(probePost(ports.up), { proc: upstream })
+  if (!upReady.ok) throw new Error(`nginx upstream did not start: ${upReady.reason}`)
+
+  const haveMock = fs.existsSync("dist/mock.js")
+  const streamArgv = haveMock
+    ? ["node", "dist/mock.js", "--port", String(ports.stream)]
+    : ["node", "bench/stream-upstream.mjs", "--port", String(ports.stream)]
+  const streamUp = startProc("stream-upstream", streamArgv, { cpu: LOAD_CPU, logDir: tmp })
+  const streamReady = await waitUntil(
+    async () => {
+      const r = await request({ host: "127.0.0.1", port: ports.stream, path: "/__sse?events=1&interval_ms=1" })
+      return r.status === 200 ? true : `status ${r.status}`
+    },
+    { proc: streamUp, timeoutMs: 10000 }
+  )
+  const streamNote = haveMock ? "dist/mock.js" : "bench/stream-upstream.mjs (dist/mock.js not built)"
+  log(`streaming upstream: ${streamNote}: ${streamReady.ok ? "up" : `not ready: ${streamReady.reason}`}`)
+
+  const confFor = (name, extra) =>
+    openproxyConfig({ dir: tmp, name, upstreamPort: ports.up, streamPort: ports.stream, tls, ...extra })
+  const opConf = confFor("openproxy", { port: ports.op, tlsPort: ports.opTls })
+  const op2Conf = confFor("openproxy-w2", { port: ports.op2, workers: 2 })
+  const ngxConf = writeProxyConf({ dir: tmp, port: ports.ngx, tlsPort: ports.ngxTls, upstreamPort: ports.up, ...tls })
+
+  const targets = {
+    direct: { port: ports.up, tlsPort: ports.upTls },
+    openproxy: {
+      port: ports.op,
+      tlsPort: ports.opTls,
+      argv: ["node", "dist/main.js", "start", "-c", opConf],
+      cpu: PROXY_CPU,
+      needsBuild: true
+    },
+    "openproxy-w2": {
+      port: ports.op2,
+      argv: ["node", "dist/main.js", "start", "-c", op2Conf],
+      cpu: "0,1",
+      needsBuild: true
+    },
+    nginx: {
+      port: ports.ngx,
+      tlsPort: ports.ngxTls,
+      argv: ["nginx", "-c", ngxConf, "-p", tmp, "-e", path.join(tmp, "ngx.err")],
+      cpu: PROXY_CPU
+    },
+    "http-proxy": {
+      port: ports.hp,
+      argv: ["node", "bench/proxies/http-proxy.mjs", String(ports.hp), String(ports.up)],
+      cpu: PROXY_CPU
+    },
+    "fastify-proxy": {
+      port: ports.fp,
+      argv: ["node", "bench/proxies/fastify-proxy.mjs", String(ports.fp), String(ports.up)],
+      cpu: PROXY_CPU
+    }
+  }
+  const names = ALL_TARGETS.filter((t) => wanted.has(t))
+  const unavailable = {}
+  for (const t of names) if (targets[t].needsBuild && !build.ok) unavailable[t] = "openproxy not built"
+
+  /** Starts a target and waits until it answers the benchmark's POST; returns { proc } or { error }. */
+  const startTarget = async (name) => {
+    const t = targets[name]
+    if (!t.argv) return { proc: null }
+    const proc = startProc(name, t.argv, { cpu: t.cpu, logDir: tmp })
+    const ready = await waitUntil(probePost(t.port), { proc, timeoutMs: 15000 })
+    if (!ready.ok) {
+      await stopProc(proc)
+      return { error: ready.reason }
+    }
+    return { proc }
+  }
+
+  const results = {
+    machine: info,
+    options: { quick, rounds, s1Secs, s2Secs, warmSecs, h2Requests, sseStreams, idleConns, wsConns, only: [...only] },
+    build,
+    streamUpstream: streamNote,
+    unavailable,
+    s1: {},
+    s2: {},
+    s3: {},
+    s4: {},
+    s5: {}
+  }
+  for (const t of names) {
+    results.s1[t] = []
+    results.s2[t] = []
+  }
+
+  // ------------------------------------------------ scenarios 1 and 2, interleaved
+  if (only.has("s1") || only.has("s2")) {
+    for (let r = 0; r < rounds; r++) {
+      // Rotate the order each round so no target always runs first or last.
+      const order = names.map((_, i) => names[(i + r) % names.length])
+      for (const name of order) {
+        if (unavailable[name]) continue
+        const { proc, error } = await startTarget(name)
+        if (error) {
+          unavailable[name] = error
+          log(`round ${r + 1} ${name}: n/a (${error.split("\n")[0]})`)
+          continue
+        }
+        try {
+          await wrk(targets[name].port, { c: 64, secs: warmSecs })
+          if (only.has("s1")) {
+            const s1 = await wrk(targets[name].port, { c: 64, secs: s1Secs })
+            results.s1[name].push(s1)
+            log(
+              `round ${r + 1} S1 ${name}: ${s1.error ?? `${Math.round(s1.rps)} req/s p50 ${s1.p50_us} µs p99 ${s1.p99_us} µs errors ${s1.errors}`}`
+            )
+          }
+          if (only.has("s2")) {
+            const s2 = await wrk(targets[name].port, { c: 1, secs: s2Secs })
+            results.s2[name].push(s2)
+            log(`round ${r + 1} S2 ${name}: ${s2.error ?? `p50 ${s2.p50_us} µs p99 ${s2.p99_us} µs errors ${s2.errors}`}`)
+          }
+        } finally {
+          if (proc?.exited) log(`${name} exited during the run: ${tailLog(proc, 3)}`)
+          await stopProc(proc)
+        }
+      }
+    }
+  }
+
+  // ------------------------------------------------ scenario 3: HTTP/2 over TLS
+  if (only.has("s3")) {
+    for (const name of ["direct", "openproxy", "nginx"].filter((t) => names.includes(t))) {
+      if (unavailable[name]) {
+        results.s3[name] = { error: unavailable[name] }
+        continue
+      }
+      const { proc, error } = await startTarget(name)
+      if (error) {
+        results.s3[name] = { error }
+        continue
+      }
+      try {
+        await h2load(targets[name].tlsPort, Math.min(5000, h2Requests))
+        const r = await h2load(targets[name].tlsPort, h2Requests)
+        const parsed = parseH2load(r.stdout)
+        if (r.timedOut || parsed.rps === null) parsed.error = `h2load: ${(r.stderr || r.stdout).slice(-200)}`
+        results.s3[name] = parsed
+        log(
+          `S3 ${name}: ${parsed.error ?? `${Math.round(parsed.rps)} req/s, ${parsed.succeeded}/${parsed.total} ok, proto ${parsed.protocol}`}`
+        )
+      } finally {
+        await stopProc(proc)
+      }
+    }
+  }
+
+  // ------------------------------------------------ scenario 4: SSE through the proxy vs direct
+  if (only.has("s4") && streamReady.ok) {
+    const sse = async (port, host, key) => {
+      const r = await run(
+        [
+          "node",
+          "bench/sse-client.mjs",
+          "--port",
+          String(port),
+          "--host",
+          host,
+          "--key",
+          key,
+          "--n",
+          String(sseStreams),
+          "--events",
+          "200",
+          "--interval",
+          "5"
+        ],
+        { cpu: LOAD_CPU, timeoutMs: (sseStreams + 2) * 20000 }
+      )
+      try {
+        return JSON.parse(r.stdout.trim().split("\n").pop())
+      } catch {
+        return { error: `sse client: ${(r.stderr || r.stdout).slice(0, 200)}` }
+      }
+    }
+    results.s4.direct = await sse(ports.stream, `127.0.0.1:${ports.stream}`, UPSTREAM_KEY)
+    if (!unavailable.openproxy && names.includes("openproxy")) {
+      const { proc, error } = await startTarget("openproxy")
+      if (error) results.s4.openproxy = { error }
+      else {
+        try {
+          results.s4.openproxy = await sse(ports.op, MOCK_HOST, "sk-bench")
+        } finally {
+          await stopProc(proc)
+        }
+      }
+    } else results.s4.openproxy = { error: unavailable.openproxy ?? "not selected" }
+    for (const [k, v] of Object.entries(results.s4)) {
+      log(
+        `S4 ${k}: ${v.error ?? `TTFE p50 ${percentile(v.ttfe_us, 50)?.toFixed(0)} µs, total p50 ${percentile(v.total_us, 50)?.toFixed(0)} µs, batched reads ${v.reads_multi}, errors ${v.errors.length}`}`
+      )
+    }
+  }
+
+  // ------------------------------------------------ scenario 5: memory
+  const s5Target = opt("s5-target", "openproxy")
+  if (only.has("s5")) {
+    if (unavailable[s5Target] || !targets[s5Target]?.argv) {
+      results.s5 = { target: s5Target, error: unavailable[s5Target] ?? "no process to measure" }
+    } else {
+      const { proc, error } = await startTarget(s5Target)
+      if (error) results.s5 = { target: s5Target, error }
+      else {
+        try {
+          results.s5 = await memory(proc, targets[s5Target].port, ports)
+          results.s5.target = s5Target
+          log(`S5 ${s5Target}: ${JSON.stringify(results.s5)}`)
+        } finally {
+          await stopProc(proc)
+        }
+      }
+    }
+  }
+
+  await stopProc(streamUp)
+  await stopProc(upstream)
+  results.elapsed_s = Math.round((Date.now() - started) / 1000)
+  report(results, names)
+}
+
+/** Scenario 5: RSS idle, with 10,000 idle keep-alive connections, with 1,000 WebSockets. */
+const memory = async (proc, port, ports) => {
+  const out = {}
+  // A few requests first so the request path's code is loaded, then let it settle.
+  for (let i = 0; i < 100; i++) await probePost(port)().catch(() => {})
+  await sleep(1500)
+  out.idle_kib = rssKiB(proc.pid)
+
+  const hold = async (label, extra, n) => {
+    const before = rssKiB(proc.pid)
+    const client = startPiped(
+      `conns-${label}`,
+      ["node", "bench/conns.mjs", "--port", String(port), "--n", String(n), ...extra],
+      { cpu: LOAD_CPU }
+    )
+    const ready = await waitLine(client, "READY", 90000)
+    await sleep(2000)
+    const during = rssKiB(proc.pid)
+    const mark = client.out.length
+    client.child.stdin.write("count\n")
+    const count = await waitLine(client, "COUNT", 5000, mark)
+    client.child.stdin.end()
+    await stopProc(client, 2000)
+    await sleep(1500)
+    return {
+      before_kib: before,
+      during_kib: during,
+      delta_kib: before && during ? during - before : null,
+      ready: ready ?? { error: client.err.slice(0, 300) || "client gave no result" },
+      still_open: count?.open ?? null,
+      after_close_kib: rssKiB(proc.pid)
+    }
+  }
+  out.keepalive = await hold("http", ["--mode", "http"], idleConns)
+  out.websocket = await hold(
+    "ws",
+    ["--mode", "ws", "--host", MOCK_HOST, "--path", opt("ws-path", "/ws"), "--timeout-ms", "15000"],
+    wsConns
+  )
+  void ports
+  return out
+}
+
+// ---------------------------------------------------------------- reporting
+const fmtUs = (us) => (us === null || us === undefined ? "-" : us >= 10000 ? `${(us / 1000).toFixed(1)} ms` : `${Math.round(us)} µs`)
+const fmtX = (x) => (x === null || x === undefined || !Number.isFinite(x) ? "-" : `${x.toFixed(2)}×`)
+const mib = (kib) => (kib === null || kib === undefined ? "-" : `${(kib / 1024).toFixed(1)} MiB`)
+const mark = (ok) => (ok === null ? "n/a" : ok ? "PASS" : "MISS")
+
+const LABEL = {
+  direct: "direct (nginx upstream)",
+  openproxy: "openproxy (1 process)",
+  "openproxy-w2": "openproxy (workers: 2)",
+  nginx: "nginx (1 worker)",
+  "http-proxy": "http-proxy",
+  "fastify-proxy": "@fastify/http-proxy"
+}
+
+const report = (res, names) => {
+  const med = (runs, key) => median(runs.filter((r) => !r.error).map((r) => r[key]))
+  const s1 = {}
+  const s2 = {}
+  for (const t of names) {
+    const runs1 = res.s1[t] ?? []
+    const runs2 = res.s2[t] ?? []
+    s1[t] = {
+      rps: med(runs1, "rps"),
+      p50: med(runs1, "p50_us"),
+      p99: med(runs1, "p99_us"),
+      errors: runs1.reduce((a, r) => a + (r.errors ?? 0), 0),
+      runs: runs1.length
+    }
+    s2[t] = { p50: med(runs2, "p50_us"), p99: med(runs2, "p99_us"), runs: runs2.length }
+  }
+  const bestNode = Math.max(...NODE_PROXIES.filter((t) => s1[t]?.rps).map((t) => s1[t].rps), 0) || null
+  const direct = s1.direct?.rps ?? null
+  const na = (t) => (res.unavailable[t] ? "n/a" : "-")
+  const lines = []
+  const md = []
+
+  const s1Rows = names.map((t) =>
+    s1[t].rps === null
+      ? [LABEL[t], na(t), "", "", "", "", ""]
+      : [
+          LABEL[t],
+          Math.round(s1[t].rps),
+          fmtUs(s1[t].p50),
+          fmtUs(s1[t].p99),
+          fmtX(direct ? s1[t].rps / direct : null),
+          fmtX(bestNode ? s1[t].rps / bestNode : null),
+          s1[t].errors
+        ]
+  )
+  const s1Head = ["S1: POST 1 KiB, wrk -c64", "req/s", "p50", "p99", "vs direct", "vs best Node", "errors"]
+  const s2Rows = names.map((t) => {
+    if (s2[t].p50 === null) return [LABEL[t], na(t), "", "", ""]
+    const add50 = s2.direct?.p50 !== null && t !== "direct" ? s2[t].p50 - s2.direct.p50 : null
+    const add99 = s2.direct?.p99 !== null && t !== "direct" ? s2[t].p99 - s2.direct.p99 : null
+    return [LABEL[t], fmtUs(s2[t].p50), fmtUs(s2[t].p99), add50 === null ? "-" : `+${fmtUs(add50)}`, add99 === null ? "-" : `+${fmtUs(add99)}`]
+  })
+  const s2Head = ["S2: wrk -c1", "p50", "p99", "added p50", "added p99"]
+
+  const s3Rows = Object.entries(res.s3).map(([t, v]) =>
+    v.error
+      ? [LABEL[t], "n/a", "", "", ""]
+      : [LABEL[t], Math.round(v.rps), `${v.succeeded}/${v.total}`, fmtUs(v.req_mean_us), fmtUs(v.req_max_us)]
+  )
+  const s3Head = ["S3: h2load -c10 -m32 (TLS, h2)", "req/s", "ok", "mean req", "max req"]
+
+  const s4 = {}
+  for (const [t, v] of Object.entries(res.s4)) {
+    s4[t] = v.error
+      ? { error: v.error }
+      : {
+          ttfe50: percentile(v.ttfe_us, 50),
+          ttfe99: percentile(v.ttfe_us, 99),
+          total50: percentile(v.total_us, 50),
+          total99: percentile(v.total_us, 99),
+          single: v.reads_single,
+          multi: v.reads_multi,
+          errors: v.errors.length
+        }
+  }
+  const s4Rows = Object.entries(s4).map(([t, v]) =>
+    v.error
+      ? [LABEL[t], "n/a", "", "", "", "", ""]
+      : [LABEL[t], fmtUs(v.ttfe50), fmtUs(v.ttfe99), fmtUs(v.total50), fmtUs(v.total99), `${v.single}/${v.multi}`, v.errors]
+  )
+  const s4Head = ["S4: SSE 200 events × 5 ms", "TTFE p50", "TTFE p99", "total p50", "total p99", "reads 1/many", "errors"]
+
+  const m = res.s5
+  const s5Rows = m.error
+    ? [[`${m.target}`, "n/a", "", ""]]
+    : [
+        ["idle", mib(m.idle_kib), "", ""],
+        [
+          `${idleConns} keep-alive conns`,
+          mib(m.keepalive.during_kib),
+          `+${mib(m.keepalive.delta_kib)}`,
+          `${m.keepalive.still_open ?? "?"} open, ${m.keepalive.ready?.failed ?? "?"} failed`
+        ],
+        [
+          `${wsConns} WebSockets`,
+          mib(m.websocket.during_kib),
+          `+${mib(m.websocket.delta_kib)}`,
+          `${m.websocket.still_open ?? "?"} open, ${m.websocket.ready?.failed ?? "?"} failed`
+        ]
+      ]
+  const s5Head = [`S5: RSS of ${m.target ?? "openproxy"}`, "RSS", "delta", "connections"]
+
+  // Targets from issue 6.
+  const op = s1.openproxy
+  const opOk = op && op.rps !== null
+  const add = (k) => (s2.openproxy?.[k] !== null && s2.openproxy && s2.direct?.[k] !== null ? s2.openproxy[k] - s2.direct[k] : null)
+  const ttfeAdd = s4.openproxy && !s4.openproxy.error && s4.direct && !s4.direct.error ? s4.openproxy.ttfe99 - s4.direct.ttfe99 : null
+  const wsOk = m.websocket && m.websocket.still_open === wsConns
+  const kaOk = m.keepalive && m.keepalive.still_open === idleConns
+  const targetsRows = [
+    ["S1 openproxy ≥ 2× best Node proxy req/s", opOk && bestNode ? fmtX(op.rps / bestNode) : "-", mark(opOk && bestNode ? op.rps >= 2 * bestNode : null)],
+    ["S1 openproxy p99 ≤ 10 ms at 64 conns", opOk ? fmtUs(op.p99) : "-", mark(opOk ? op.p99 <= 10000 : null)],
+    ["S2 added p50 ≤ 150 µs", add("p50") === null ? "-" : fmtUs(add("p50")), mark(add("p50") === null ? null : add("p50") <= 150)],
+    ["S2 added p99 ≤ 500 µs", add("p99") === null ? "-" : fmtUs(add("p99")), mark(add("p99") === null ? null : add("p99") <= 500)],
+    ["S4 added TTFE p99 ≤ 1 ms", ttfeAdd === null ? "-" : fmtUs(ttfeAdd), mark(ttfeAdd === null ? null : ttfeAdd <= 1000)],
+    [
+      "S4 events never batched",
+      s4.openproxy && !s4.openproxy.error ? `${s4.openproxy.multi} batched reads` : "-",
+      mark(s4.openproxy && !s4.openproxy.error ? s4.openproxy.multi === 0 && s4.openproxy.errors === 0 : null)
+    ],
+    ["S5 idle RSS ≤ 80 MiB", m.error || m.target !== "openproxy" ? "-" : mib(m.idle_kib), mark(m.error || m.target !== "openproxy" ? null : m.idle_kib <= 80 * 1024)],
+    [
+      `S5 ${idleConns} idle conns add ≤ 150 MiB`,
+      m.error || m.target !== "openproxy" ? "-" : `+${mib(m.keepalive.delta_kib)}`,
+      mark(m.error || m.target !== "openproxy" ? null : kaOk && m.keepalive.delta_kib <= 150 * 1024)
+    ],
+    [
+      `S5 ${wsConns} WebSockets add ≤ 100 MiB`,
+      m.error || m.target !== "openproxy" ? "-" : `+${mib(m.websocket.delta_kib)}`,
+      mark(m.error || m.target !== "openproxy" ? null : wsOk && m.websocket.delta_kib <= 100 * 1024)
+    ]
+  ]
+  const tHead = ["issue 6 target", "measured", "result"]
+
+  const sections = [
+    [s1Head, s1Rows, only.has("s1")],
+    [s2Head, s2Rows, only.has("s2")],
+    [s3Head, s3Rows, only.has("s3")],
+    [s4Head, s4Rows, only.has("s4")],
+    [s5Head, s5Rows, only.has("s5")],
+    [tHead, targetsRows, true]
+  ]
+  const info = res.machine
+  const header = `openproxy benchmark — ${info.date.slice(0, 10)} — ${info.nproc} cpus, ${info.cpu}, node ${info.node}, ${info.nginx}; ${res.options.rounds} round(s), medians; S1 ${res.options.s1Secs} s, S2 ${res.options.s2Secs} s per run`
+  lines.push("", header, "")
+  md.push(`${header}`, "")
+  for (const [head, rows, on] of sections) {
+    if (!on) continue
+    lines.push(table(head, rows), "")
+    md.push(`| ${head.join(" | ")} |`, `|${head.map((_, i) => (i === 0 ? "---" : "---:")).join("|")}|`)
+    for (const r of rows) md.push(`| ${r.map((c) => (c === null || c === undefined ? "-" : String(c))).join(" | ")} |`)
+    md.push("")
+  }
+  const notes = Object.entries(res.unavailable).map(([t, why]) => `n/a ${t}: ${why.split("\n")[0]}`)
+  if (notes.length) lines.push(...notes, "")
+  lines.push(`S4/S5 streaming upstream: ${res.streamUpstream}; elapsed ${res.elapsed_s} s`)
+  console.log(lines.join("\n"))
+
+  fs.mkdirSync("bench/results", { recursive: true })
+  const stamp = info.date.replace(/[:.]/g, "-")
+  const file = path.join("bench/results", `${stamp}${quick ? "-quick" : ""}`)
+  res.summary = { s1, s2, s4, bestNode }
+  fs.writeFileSync(`${file}.json`, JSON.stringify(res, null, 2))
+  fs.writeFileSync(`${file}.md`, md.join("\n") + "\n" + notes.map((n) => `- ${n}`).join("\n") + "\n")
+  console.log(`raw results: ${file}.json (markdown tables: ${file}.md)`)
+}
+
+try {
+  await main()
+} catch (e) {
+  console.error("[bench] failed:", e.message)
+  process.exitCode = 1
+} finally {
+  await stopAll()
+  cleanupSync()
+}
