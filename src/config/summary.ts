@@ -1,0 +1,51 @@
+// The human-readable summary `openproxy check` prints: listeners, global settings and one line per
+// provider. It counts keys and names their kind, and never prints a key, a command or a client key.
+import type { ConfigSnapshot, ProviderConfig } from "./types.js"
+
+const seconds = (ms: number): string => `${ms / 1000}s`
+
+const address = (host: string, port: number): string => (host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`)
+
+const keysText = (p: ProviderConfig): string => {
+  if (p.keys.length === 0) return "keys=0"
+  const commands = p.keys.filter((k) => k.source._tag === "Command").length
+  return commands === 0 ? `keys=${p.keys.length}` : `keys=${p.keys.length} (${commands} from a command)`
+}
+
+const providerLine = (p: ProviderConfig): string =>
+  [
+    `  [${p.index}] ${p.type.padEnd(9)}`,
+    `${p.hostRaw} -> ${address(p.endpointHost, p.endpointPort)}`,
+    `tls=${p.tls ? "on" : "off"}`,
+    `http2=${p.http2}`,
+    `weight=${p.weight}`,
+    `priority=${p.priority}`,
+    `fallback=${p.isFallback ? "yes" : "no"}`,
+    keysText(p),
+    `auth_keys=${p.authKeys.length}`,
+    p.healthCheck === undefined ? "health_check=connect" : `health_check=${p.healthCheck.method} ${p.healthCheck.path}`
+  ].join(" ")
+
+export const summarize = (c: ConfigSnapshot): string => {
+  const hc = c.healthCheck
+  const t = c.timeouts
+  const lines = [
+    `config: ${c.source}`,
+    "listeners:",
+    ...(c.http === undefined ? [] : [`  http   ${address(c.http.bindAddress, c.http.port)}`]),
+    ...(c.https === undefined
+      ? []
+      : [`  https  ${address(c.https.bindAddress, c.https.port)} cert ${c.https.certFile}`]),
+    `client auth: ${c.authKeys.length} global key(s)`,
+    `health checks: ${hc.enabled ? "enabled" : "disabled"} (interval ${seconds(hc.intervalMs)}, timeout ${seconds(hc.timeoutMs)}, ` +
+      `unhealthy after ${hc.unhealthyThreshold}, healthy after ${hc.healthyThreshold}, cooldown ${seconds(hc.cooldownMs)})`,
+    `timeouts: client_header ${seconds(t.clientHeaderMs)}, connect ${seconds(t.connectMs)}, ` +
+      `tls_handshake ${seconds(t.tlsHandshakeMs)}, response_header ${seconds(t.responseHeaderMs)}, idle ${seconds(t.idleMs)}`,
+    `limits: http_max_header_size ${c.httpMaxHeaderSize} bytes, max_request_body_size ${c.maxRequestBodySize} bytes`,
+    `workers: ${c.workers}, graceful_shutdown_timeout ${seconds(c.gracefulShutdownTimeoutMs)}, ` +
+      `connect tunnel ${c.connectTunnelEnabled ? "enabled" : "disabled"}`,
+    `providers (${c.providers.length}):`,
+    ...c.providers.map(providerLine)
+  ]
+  return lines.join("\n")
+}
