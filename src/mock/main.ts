@@ -1,0 +1,64 @@
+// CLI for the mock LLM provider (bundled to dist/mock.js): used by the README quick start,
+// the e2e suite and benchmarks. Prints one "listening" line, exits cleanly on SIGTERM/SIGINT.
+import { readFileSync } from "node:fs"
+import { parseArgs } from "node:util"
+import { startMockProvider } from "./server.js"
+
+const { values } = parseArgs({
+  options: {
+    port: { type: "string", default: "9000" },
+    host: { type: "string", default: "127.0.0.1" },
+    "tls-cert": { type: "string" },
+    "tls-key": { type: "string" },
+    http2: { type: "boolean", default: false },
+    "openai-key": { type: "string" },
+    "anthropic-key": { type: "string" },
+    "gemini-key": { type: "string" },
+    record: { type: "boolean", default: false }
+  },
+  strict: true
+})
+
+const fail = (message: string): never => {
+  process.stderr.write(`mock: ${message}\n`)
+  process.exit(2)
+}
+
+const port = Number(values.port)
+if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`invalid --port ${values.port}`)
+const certFile = values["tls-cert"]
+const keyFile = values["tls-key"]
+if ((certFile === undefined) !== (keyFile === undefined)) fail("--tls-cert and --tls-key go together")
+
+const keys: { openai?: string; anthropic?: string; gemini?: string } = {}
+if (values["openai-key"] !== undefined) keys.openai = values["openai-key"]
+if (values["anthropic-key"] !== undefined) keys.anthropic = values["anthropic-key"]
+if (values["gemini-key"] !== undefined) keys.gemini = values["gemini-key"]
+
+try {
+  const mock = await startMockProvider({
+    port,
+    host: values.host,
+    http2: values.http2,
+    keys,
+    record: values.record,
+    tls:
+      certFile !== undefined && keyFile !== undefined
+        ? { cert: readFileSync(certFile), key: readFileSync(keyFile) }
+        : undefined
+  })
+  process.stdout.write(`mock provider listening on ${mock.url}\n`)
+  let stopping = false
+  const stop = (): void => {
+    if (stopping) return
+    stopping = true
+    mock.close().then(
+      () => process.exit(0),
+      () => process.exit(0)
+    )
+  }
+  process.on("SIGTERM", stop)
+  process.on("SIGINT", stop)
+} catch (err) {
+  fail(err instanceof Error ? err.message : String(err))
+}
