@@ -16,8 +16,7 @@ export const proxyLayer = <E, R>(config: Layer.Layer<Config.Config, E, R>) => {
 }
 
 /** The proxy as `openproxy start` runs it. */
-export const fromFile = (file: string, override?: Config.SnapshotOverride) =>
-  proxyLayer(Config.layer(file, override))
+export const fromFile = (file: string, override?: Config.SnapshotOverride) => proxyLayer(Config.layer(file, override))
 
 /** The proxy over a snapshot built in code (tests, embedding apps). */
 export const fromSnapshot = (snapshot: ConfigSnapshot) => proxyLayer(Config.layerSnapshot(snapshot))

@@ -8,10 +8,28 @@ import type * as Redacted from "effect/Redacted"
 import type { Dispatcher } from "undici"
 import type { ProviderType } from "../config/types.js"
 import type { Logger } from "../log.js"
-import { clientKeyFor, providerCredentialHeaders, ANTHROPIC_BETA_DROP, splitPath, stripKeyParam } from "./credentials.js"
-import { buildUpstreamHeaders, type RequestHeadInfo, responseHeadersFromRaw, scanRequestHeaders, trailersForClient } from "./headers.js"
+import {
+  clientKeyFor,
+  providerCredentialHeaders,
+  ANTHROPIC_BETA_DROP,
+  splitPath,
+  stripKeyParam
+} from "./credentials.js"
+import {
+  buildUpstreamHeaders,
+  type RequestHeadInfo,
+  responseHeadersFromRaw,
+  scanRequestHeaders,
+  trailersForClient
+} from "./headers.js"
 import type { KeyResolver } from "./keys.js"
-import { classifyUpstreamError, type ClientResponse, type ErrorKind, isStaleConnectionError, sendError } from "./respond.js"
+import {
+  classifyUpstreamError,
+  type ClientResponse,
+  type ErrorKind,
+  isStaleConnectionError,
+  sendError
+} from "./respond.js"
 import type { Identity, Router } from "./router.js"
 import type { UpstreamPools } from "./upstreams.js"
 
@@ -329,7 +347,11 @@ class Exchange {
     const a = this.current!
     if (this.responded) {
       // The response has begun: abort it so a truncated answer never looks complete (SPEC §5).
-      this.ctx.log.log("warn", "upstream failed mid-response", { request: this.requestId, provider: a.identity.provider.index, code: classifyUpstreamError(err).code })
+      this.ctx.log.log("warn", "upstream failed mid-response", {
+        request: this.requestId,
+        provider: a.identity.provider.index,
+        code: classifyUpstreamError(err).code
+      })
       this.res.destroy()
       return
     }

@@ -80,7 +80,12 @@ export const classifyUpstreamError = (err: unknown): { kind: ErrorKind; connectF
     case "EADDRNOTAVAIL":
       return { kind: "badGateway", connectFailure: true, code }
     default:
-      if (code.startsWith("ERR_TLS") || code.startsWith("ERR_SSL") || code.includes("CERT") || code === "DEPTH_ZERO_SELF_SIGNED_CERT")
+      if (
+        code.startsWith("ERR_TLS") ||
+        code.startsWith("ERR_SSL") ||
+        code.includes("CERT") ||
+        code === "DEPTH_ZERO_SELF_SIGNED_CERT"
+      )
         return { kind: "badGateway", connectFailure: true, code }
       return { kind: "badGateway", connectFailure: false, code }
   }

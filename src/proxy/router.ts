@@ -78,12 +78,19 @@ export class Router {
         p.keys.length === 0
           ? [{ provider: p, providerId, key: undefined, weight: p.weight }]
           : p.keys.map((key) => ({ provider: p, providerId, key, weight: key.weight }))
-      const entry: Entry = { provider: p, providerId, open: p.type === "forward" || accepted.length === 0, accepted, identities }
+      const entry: Entry = {
+        provider: p,
+        providerId,
+        open: p.type === "forward" || accepted.length === 0,
+        accepted,
+        identities
+      }
       const list = this.byHost.get(p.host.name) ?? []
       list.push(entry)
       this.byHost.set(p.host.name, list)
     }
-    for (const list of this.byHost.values()) list.sort((a, b) => b.provider.host.pathPrefix.length - a.provider.host.pathPrefix.length)
+    for (const list of this.byHost.values())
+      list.sort((a, b) => b.provider.host.pathPrefix.length - a.provider.host.pathPrefix.length)
     this.providerIds = ids
   }
 

@@ -46,7 +46,11 @@ const rejectRawRequest = (socket: net.Socket, status: number, reason: string): v
   socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
 }
 
-export const makeProtocolServers = (c: ConfigSnapshot, onRequest: RequestHandler, extra: ExtraHandlers): ProtocolServers => {
+export const makeProtocolServers = (
+  c: ConfigSnapshot,
+  onRequest: RequestHandler,
+  extra: ExtraHandlers
+): ProtocolServers => {
   const h1 = http.createServer({
     maxHeaderSize: c.httpMaxHeaderSize,
     requestTimeout: 0,

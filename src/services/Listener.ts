@@ -147,12 +147,12 @@ export const make = Effect.gen(function* () {
       const closeIdle = Effect.sync(() => {
         for (const p of ports) p.protocols.closeIdle()
       })
-      yield* closeIdle
-      yield* FiberSet.awaitEmpty(fibers).pipe(
-        Effect.raceFirst(closeIdle.pipe(Effect.delay("50 millis"), Effect.forever)),
-        Effect.timeout(grace),
-        Effect.ignore
-      )
+      // Finalizers are uninterruptible, so poll instead of racing a timer against the drain.
+      const deadline = Date.now() + grace
+      while ((yield* FiberSet.size(fibers)) > 0 && Date.now() < deadline) {
+        yield* closeIdle
+        yield* Effect.sleep("50 millis")
+      }
       const left = yield* FiberSet.size(fibers)
       if (left > 0) logger.log("warn", "grace period over, closing connections", { open: left })
       for (const p of ports) p.protocols.destroyAll()
@@ -168,8 +168,5 @@ export const make = Effect.gen(function* () {
   } satisfies ListenerService
 })
 
-export const layer: Layer.Layer<
-  Listener,
-  ListenError,
-  Config | ProviderRegistry | ConnectionPool | HealthChecker
-> = Layer.scoped(Listener, make)
+export const layer: Layer.Layer<Listener, ListenError, Config | ProviderRegistry | ConnectionPool | HealthChecker> =
+  Layer.scoped(Listener, make)
