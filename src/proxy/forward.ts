@@ -289,7 +289,13 @@ class Exchange {
           onResponseStart: (controller, statusCode, _headers, statusMessage) =>
             this.onStart(controller, statusCode, protocolRef.protocol, statusMessage),
           onResponseData: (controller, chunk) => this.onChunk(controller, chunk),
-          onResponseEnd: (_controller, trailers) => this.onEnd(trailers),
+          // undici hands HTTP/2 trailers over as an object in `rawTrailers` (its parsed form is then empty)
+          onResponseEnd: (controller, trailers) =>
+            this.onEnd(
+              controller.rawTrailers && !Array.isArray(controller.rawTrailers)
+                ? (controller.rawTrailers as Record<string, string | Array<string> | undefined>)
+                : trailers
+            ),
           onResponseError: (_controller, err) => this.onError(err)
         }
       )
