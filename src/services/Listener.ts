@@ -130,8 +130,9 @@ export const make = Effect.gen(function* () {
           dispatchPlainConnection(socket, protocols)
         })
       }
-      server.on("error", (err) => logger.log("error", "listener error", { kind, error: err.message }))
       const actual = yield* listen(server, kind, address, port)
+      // after a successful bind only: a bind failure is reported once, by the ListenError
+      server.on("error", (err) => logger.log("error", "listener error", { kind, error: err.message }))
       const bound: BoundListener = { kind, address, port: actual }
       ports.push({ server, protocols, bound })
       logger.log("info", "listening", { kind, address, port: actual })
