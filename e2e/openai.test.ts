@@ -1,0 +1,111 @@
+// e2e: the official `openai` SDK through a real openproxy process to the mock provider, over every client
+// leg (HTTP/1.1, HTTPS HTTP/1.1, HTTPS HTTP/2, h2c) and both upstream protocols (HTTP/1.1, h2 over TLS):
+// chat completions (plain and streamed with usage), the Responses API streamed, embeddings, models.
+import OpenAI from "openai"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { collect, EXPECTED_CONNECTION, LEGS, type Leg, type LegName, makeLeg } from "./support/clients.js"
+import { CLIENT_KEY, providerHost, REPLY, type Stack, startStack, type Upstream } from "./support/stack.js"
+
+let stack: Stack | undefined
+const legs = new Map<LegName, Leg>()
+
+beforeAll(async () => {
+  stack = await startStack()
+  for (const name of LEGS) {
+    legs.set(name, makeLeg(name, { http: stack.proxy.httpPort, https: stack.proxy.httpsPort }, stack.certs.caCert))
+  }
+})
+
+afterAll(async () => {
+  await Promise.allSettled([...legs.values()].map((l) => l.close()))
+  await stack?.stop()
+})
+
+const UPSTREAMS: Upstream[] = ["h1", "h2"]
+const upstreamTag = (u: Upstream): string => (u === "h1" ? "http/1.1" : "h2")
+
+describe.each(LEGS)("openai SDK over %s", (legName) => {
+  const leg = (): Leg => legs.get(legName)!
+
+  describe.each(UPSTREAMS)("to a %s upstream", (upstream) => {
+    const client = (): OpenAI =>
+      new OpenAI({
+        apiKey: CLIENT_KEY,
+        baseURL: leg().origin(providerHost("openai", upstream)) + "/v1",
+        fetch: leg().fetch,
+        maxRetries: 0
+      })
+
+    it("creates a chat completion", async () => {
+      const { data, response } = await client()
+        .chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] })
+        .withResponse()
+      expect(data.choices[0].message.content).toBe(REPLY)
+      expect(data.model).toBe("gpt-4o-mini")
+      expect(data.usage?.total_tokens).toBe(16)
+      expect(response.headers.get("x-upstream-protocol")).toBe(upstreamTag(upstream))
+    })
+
+    it("streams a chat completion with include_usage", async () => {
+      const { data: stream, response } = await client()
+        .chat.completions.create({
+          model: "gpt-4o",
+          messages: [{ role: "user", content: "hi" }],
+          stream: true,
+          stream_options: { include_usage: true }
+        })
+        .withResponse()
+      expect(response.headers.get("content-type")).toMatch(/^text\/event-stream/)
+      expect(response.headers.get("x-upstream-protocol")).toBe(upstreamTag(upstream))
+      const chunks = await collect(stream)
+      const text = chunks.map((c) => c.choices[0]?.delta?.content ?? "").join("")
+      expect(text).toBe(REPLY)
+      expect(chunks.some((c) => c.choices[0]?.finish_reason === "stop")).toBe(true)
+      const last = chunks[chunks.length - 1]
+      expect(last.choices).toEqual([])
+      expect(last.usage).toEqual({ prompt_tokens: 10, completion_tokens: 6, total_tokens: 16 })
+      // Usage only on the final chunk.
+      expect(chunks.slice(0, -1).every((c) => c.usage === null || c.usage === undefined)).toBe(true)
+    })
+
+    it("streams a Responses API answer", async () => {
+      const stream = await client().responses.create({ model: "gpt-4.1", input: "hi", stream: true })
+      const events = await collect(stream)
+      const deltas = events.flatMap((e) => (e.type === "response.output_text.delta" ? [e.delta] : []))
+      expect(deltas.join("")).toBe(REPLY)
+      expect(events[0].type).toBe("response.created")
+      const done = events[events.length - 1]
+      expect(done.type).toBe("response.completed")
+      if (done.type === "response.completed") {
+        // (output_text is an SDK convenience added to non-streamed responses only)
+        expect(done.response.output).toMatchObject([
+          { type: "message", content: [{ type: "output_text", text: REPLY }] }
+        ])
+        expect(done.response.usage?.total_tokens).toBe(16)
+      }
+      // sequence numbers arrive in order, none lost
+      expect(events.map((e) => e.sequence_number)).toEqual(events.map((_, i) => i))
+    })
+
+    it("creates embeddings", async () => {
+      const res = await client().embeddings.create({ model: "text-embedding-3-small", input: ["one", "two", "three"] })
+      expect(res.data.map((d) => d.index)).toEqual([0, 1, 2])
+      // The SDK asks for base64 and decodes it: 16 floats each (the mock's default size).
+      for (const d of res.data) {
+        expect(d.embedding).toHaveLength(16)
+        expect(d.embedding.every((x) => Number.isFinite(x) && Math.abs(x) <= 0.5)).toBe(true)
+      }
+      expect(res.usage.total_tokens).toBe(12)
+    })
+
+    it("lists models", async () => {
+      const models = await collect(client().models.list())
+      expect(models.map((m) => m.id)).toEqual(["gpt-4o-mini", "gpt-4o", "gpt-4.1", "text-embedding-3-small"])
+    })
+  })
+
+  it(`opened only ${EXPECTED_CONNECTION[legName]} connections to the proxy`, () => {
+    expect(leg().connections.length).toBeGreaterThan(0)
+    expect(new Set(leg().connections)).toEqual(new Set([EXPECTED_CONNECTION[legName]]))
+  })
+})
