@@ -216,9 +216,13 @@ export const startStack = async (): Promise<Stack> => {
     // Node does not match a one-label wildcard (`*.test`), so every name is listed.
     const names = [...DEFAULT_CERT_NAMES, ...FAMILIES.map((f) => providerHost(f, "h2")), "unknown.test"]
     const certs = await makeTestCerts(dir, names)
+    const track = <C extends Child>(c: C): C => {
+      started.push(c)
+      return c
+    }
     const [mock, tlsMock] = await Promise.all([
-      startMock().then((m) => (started.push(m), m)),
-      startMock(["--tls-cert", certs.certFile, "--tls-key", certs.keyFile, "--http2"]).then((m) => (started.push(m), m))
+      startMock().then(track),
+      startMock(["--tls-cert", certs.certFile, "--tls-key", certs.keyFile, "--http2"]).then(track)
     ])
     const configFile = path.join(dir, "config.yml")
     await writeFile(configFile, proxyConfig(certs, mock.port, tlsMock.port))
