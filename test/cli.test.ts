@@ -22,12 +22,32 @@ const provider = `providers:\n  - { type: openai, host: "a.test", endpoint: "127
 describe("openproxy check / start with bad configs", () => {
   const bad: Array<[string, string, RegExp]> = [
     ["unknown key", `http_port: 1\nhttp_prot: 2\n${provider}`, /http_prot: unknown field/],
-    ["unknown provider key", `http_port: 1\nproviders:\n  - { type: openai, host: a, endpoint: b, wieght: 2 }\n`, /providers\[0\]\.wieght/],
-    ["zero weight", `http_port: 1\nproviders:\n  - { type: openai, host: a, endpoint: b, weight: 0 }\n`, /providers\[0\]\.weight/],
-    ["negative weight", `http_port: 1\nproviders:\n  - { type: openai, host: a, endpoint: b, weight: -1 }\n`, /providers\[0\]\.weight/],
-    ["missing cert file", `https_port: 1\ncert_file: /nonexistent/c.pem\nprivate_key_file: /nonexistent/k.pem\n${provider}`, /cert_file/],
+    [
+      "unknown provider key",
+      `http_port: 1\nproviders:\n  - { type: openai, host: a, endpoint: b, wieght: 2 }\n`,
+      /providers\[0\]\.wieght/
+    ],
+    [
+      "zero weight",
+      `http_port: 1\nproviders:\n  - { type: openai, host: a, endpoint: b, weight: 0 }\n`,
+      /providers\[0\]\.weight/
+    ],
+    [
+      "negative weight",
+      `http_port: 1\nproviders:\n  - { type: openai, host: a, endpoint: b, weight: -1 }\n`,
+      /providers\[0\]\.weight/
+    ],
+    [
+      "missing cert file",
+      `https_port: 1\ncert_file: /nonexistent/c.pem\nprivate_key_file: /nonexistent/k.pem\n${provider}`,
+      /cert_file/
+    ],
     ["no listener", provider, /http_port/],
-    ["unset variable", `http_port: 1\nproviders:\n  - { type: openai, host: a, endpoint: b, api_key: "\${OPENPROXY_TEST_UNSET_VAR}" }\n`, /providers\[0\]\.api_key.*OPENPROXY_TEST_UNSET_VAR/],
+    [
+      "unset variable",
+      `http_port: 1\nproviders:\n  - { type: openai, host: a, endpoint: b, api_key: "\${OPENPROXY_TEST_UNSET_VAR}" }\n`,
+      /providers\[0\]\.api_key.*OPENPROXY_TEST_UNSET_VAR/
+    ],
     ["broken YAML", `http_port: 1\nproviders: [ {type: openai\n`, /line \d+/]
   ]
   for (const [name, text, pattern] of bad) {

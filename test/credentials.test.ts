@@ -77,7 +77,10 @@ describe("credential swap", () => {
       host: "gemini.test",
       method: "POST",
       path: `/v1beta/models/g:generateContent?key=${CLIENT}&key=${OTHER}`,
-      headers: [["x-goog-api-key", CLIENT], ["content-type", "application/json"]],
+      headers: [
+        ["x-goog-api-key", CLIENT],
+        ["content-type", "application/json"]
+      ],
       body: JSON.stringify({ contents: [{ parts: [{ text: "hi" }] }] })
     })
     expect(r.status).toBe(200)
@@ -98,10 +101,14 @@ describe("credential swap", () => {
     await h1(proxy.httpPort!, {
       host: "fwd.test",
       path: "/__headers",
-      headers: [["Authorization", "Basic dXNlcjpwYXNz"], ["Proxy-Authorization", "Bearer x"], ["X-Custom", "1"]]
+      headers: [
+        ["Authorization", "Basic dXNlcjpwYXNz"],
+        ["Proxy-Authorization", "Bearer x"],
+        ["X-Custom", "1"]
+      ]
     })
     const raw = mock.received.at(-1)!.rawHeaders
-    const pairs = raw.reduce<Array<string>>((a, v, i) => (i % 2 === 0 ? [...a, `${v.toLowerCase()}: ${raw[i + 1]}`] : a), [])
+    const pairs = raw.flatMap((v, i) => (i % 2 === 0 ? [`${v.toLowerCase()}: ${raw[i + 1]}`] : []))
     expect(pairs).toContain("authorization: Basic dXNlcjpwYXNz")
     expect(pairs).toContain("x-custom: 1")
     expect(pairs.some((p) => p.startsWith("proxy-authorization"))).toBe(false)
@@ -131,7 +138,10 @@ describe("credential swap", () => {
         ["X-Kept", "yes"]
       ]
     })
-    const names = mock.received.at(-1)!.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase())
+    const names = mock.received
+      .at(-1)!
+      .rawHeaders.filter((_, i) => i % 2 === 0)
+      .map((n) => n.toLowerCase())
     expect(names).toContain("x-kept")
     for (const n of ["x-secret-hop", "keep-alive", "proxy-connection", "te"]) expect(names).not.toContain(n)
     expect(names.filter((n) => n === "host")).toHaveLength(1)

@@ -60,14 +60,30 @@ const statusOf = (text: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] 
 
 describe("malformed requests", () => {
   const cases: Array<[string, string, number]> = [
-    ["Content-Length with Transfer-Encoding", "POST /__upload HTTP/1.1\r\nHost: m.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400],
-    ["duplicate Content-Length", "POST /__upload HTTP/1.1\r\nHost: m.test\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400],
-    ["duplicate equal Content-Length", "POST /__upload HTTP/1.1\r\nHost: m.test\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello", 400],
+    [
+      "Content-Length with Transfer-Encoding",
+      "POST /__upload HTTP/1.1\r\nHost: m.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      400
+    ],
+    [
+      "duplicate Content-Length",
+      "POST /__upload HTTP/1.1\r\nHost: m.test\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+      400
+    ],
+    [
+      "duplicate equal Content-Length",
+      "POST /__upload HTTP/1.1\r\nHost: m.test\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+      400
+    ],
     ["unknown Transfer-Encoding", "POST /__upload HTTP/1.1\r\nHost: m.test\r\nTransfer-Encoding: gzip\r\n\r\n", 501],
     ["missing Host", "GET /__headers HTTP/1.1\r\n\r\n", 400],
     ["two Host headers", "GET /__headers HTTP/1.1\r\nHost: m.test\r\nHost: other.test\r\n\r\n", 400],
     ["oversized head", `GET /__headers HTTP/1.1\r\nHost: m.test\r\nX-Big: ${"a".repeat(8000)}\r\n\r\n`, 431],
-    ["oversized body by Content-Length", "POST /__upload HTTP/1.1\r\nHost: m.test\r\nContent-Length: 5000\r\n\r\n", 413],
+    [
+      "oversized body by Content-Length",
+      "POST /__upload HTTP/1.1\r\nHost: m.test\r\nContent-Length: 5000\r\n\r\n",
+      413
+    ],
     ["garbage request line", "NOT HTTP\r\n\r\n", 400]
   ]
   for (const [name, request, status] of cases) {
@@ -96,7 +112,14 @@ describe("malformed requests", () => {
 
 describe("time-outs", () => {
   it("a client trickling its head slower than client_header is cut off", async () => {
-    const parts = ["GET /__headers HTTP/1.1\r\n", "Host: m.test\r\n", "X-A: 1\r\n", "X-B: 2\r\n", "X-C: 3\r\n", "X-D: 4\r\n"]
+    const parts = [
+      "GET /__headers HTTP/1.1\r\n",
+      "Host: m.test\r\n",
+      "X-A: 1\r\n",
+      "X-B: 2\r\n",
+      "X-C: 3\r\n",
+      "X-D: 4\r\n"
+    ]
     const r = await raw(parts, 6000, 400)
     expect(r.closed).toBe(true)
     expect(r.ms).toBeLessThan(5500)

@@ -1,7 +1,7 @@
 // Routing (SPEC §3) over real sockets: host matching, path prefixes, 404/401, priority, fallback, weights.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type MockProvider, startMockProvider } from "./support/mockProvider.js"
 import { h1 } from "./support/http.js"
+import { type MockProvider, startMockProvider } from "./support/mockProvider.js"
 import { type RunningProxy, startProxy } from "./support/proxy.js"
 
 let mock: MockProvider

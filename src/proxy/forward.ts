@@ -3,15 +3,15 @@
 // the lifecycle around it (listeners, pools, config), never the bytes (ARCHITECTURE "Keep bytes out of Effect").
 import type * as http from "node:http"
 import type * as http2 from "node:http2"
-import { Transform, type Readable, type TransformCallback } from "node:stream"
+import { type Readable, Transform, type TransformCallback } from "node:stream"
 import type * as Redacted from "effect/Redacted"
 import type { Dispatcher } from "undici"
 import type { ProviderType } from "../config/types.js"
 import type { Logger } from "../log.js"
 import {
+  ANTHROPIC_BETA_DROP,
   clientKeyFor,
   providerCredentialHeaders,
-  ANTHROPIC_BETA_DROP,
   splitPath,
   stripKeyParam
 } from "./credentials.js"
@@ -24,8 +24,8 @@ import {
 } from "./headers.js"
 import type { KeyResolver } from "./keys.js"
 import {
-  classifyUpstreamError,
   type ClientResponse,
+  classifyUpstreamError,
   type ErrorKind,
   isStaleConnectionError,
   sendError
@@ -178,19 +178,36 @@ export const handleRequest = (
     return r._tag === "Ok" ? r.identity : undefined
   }
   if (!hasBody) return exchange.start(routed.identity, null)
-  if (contentLength >= 0 && contentLength <= GATHER_LIMIT) {
-    const chunks: Array<Buffer> = []
-    req.on("data", (c: Buffer) => chunks.push(c))
-    req.on("end", () => exchange.start(routed.identity, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)))
-    req.on("error", () => res.destroy())
-    return
+  if (contentLength > GATHER_LIMIT) return exchange.start(routed.identity, req)
+  // Small bodies (and bodies of unknown length, until they prove large) are gathered into one Buffer:
+  // one write upstream, and a request that can be replayed on a fresh connection.
+  const chunks: Array<Buffer> = []
+  let size = 0
+  const onData = (c: Buffer) => {
+    chunks.push(c)
+    size += c.length
+    if (size > snapshot.maxRequestBodySize) {
+      req.removeListener("data", onData)
+      req.removeListener("end", onEnd)
+      chunks.length = 0
+      return sendError(res, "tooLarge", true)
+    }
+    if (size <= GATHER_LIMIT || contentLength >= 0) return
+    // Larger than a small body and of unknown length: stream it, counted against the limit.
+    req.removeListener("data", onData)
+    req.removeListener("end", onEnd)
+    req.pause()
+    const limited = new BodyLimit(snapshot.maxRequestBodySize)
+    req.on("error", (e) => limited.destroy(e))
+    for (const chunk of chunks) limited.write(chunk)
+    req.pipe(limited)
+    exchange.limit = limited
+    exchange.start(routed.identity, limited)
   }
-  if (contentLength >= 0) return exchange.start(routed.identity, req)
-  const limited = new BodyLimit(snapshot.maxRequestBodySize)
-  req.on("error", (e) => limited.destroy(e))
-  req.pipe(limited)
-  exchange.limit = limited
-  exchange.start(routed.identity, limited)
+  const onEnd = () => exchange.start(routed.identity, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks))
+  req.on("data", onData)
+  req.on("end", onEnd)
+  req.on("error", () => res.destroy())
 }
 
 /** One client request and its upstream attempts (a retry only ever happens before any response byte). */
@@ -376,7 +393,8 @@ class Exchange {
         if (alt === undefined) return this.fail(c.kind, err)
         next = alt
       }
-      this.attempt(next)
+      // On the next turn: undici is still unwinding the failed connection inside this callback.
+      setImmediate(() => this.attempt(next))
       return
     }
     this.fail(c.kind, err)

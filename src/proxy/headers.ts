@@ -118,8 +118,8 @@ export const buildUpstreamHeaders = (
     if (HOP_BY_HOP.has(name)) continue
     if (name === "proxy-authorization") continue
     if (stripCredentials && CLIENT_CREDENTIALS.has(name)) continue
-    if (named !== undefined && named.includes(name)) continue
-    if (dropNames !== undefined && dropNames.has(name)) continue
+    if (named?.includes(name)) continue
+    if (dropNames?.has(name)) continue
     out.push(original, raw[i + 1])
   }
   out.push("host", hostHeader)

@@ -3,8 +3,8 @@
 // (HTTP/1.1) or an `http2.Server`, so all HTTP parsing stays in Node.
 import * as http from "node:http"
 import * as http2 from "node:http2"
-import * as net from "node:net"
-import * as tls from "node:tls"
+import type * as net from "node:net"
+import type * as tls from "node:tls"
 import * as Redacted from "effect/Redacted"
 import type { ConfigSnapshot, TlsListenerConfig } from "../config/types.js"
 

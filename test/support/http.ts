@@ -1,6 +1,6 @@
 // Small HTTP clients for tests: node:http (HTTP/1.1, any Host header, raw header pairs) and node:http2.
 import * as http from "node:http"
-import * as http2 from "node:http2"
+import type * as http2 from "node:http2"
 
 export interface Reply {
   readonly status: number

@@ -1,6 +1,6 @@
 // Test harness: runs openproxy in-process from a YAML text (the real layers, real sockets), or as a real
 // `node dist/main.js start` process; captures log lines so tests can check that no secret is ever logged.
-import { spawn, type ChildProcess } from "node:child_process"
+import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtemp, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
