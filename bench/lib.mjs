@@ -8,7 +8,7 @@ import path from "node:path"
 const live = new Set()
 
 // Raise the open-file limit as far as allowed (containers often cap the hard limit below 65536).
-const ULIMIT = "ulimit -n 65536 2>/dev/null || ulimit -n \"$(ulimit -Hn)\" 2>/dev/null || true"
+const ULIMIT = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true'
 
 /** Quote one argument for `bash -c`. */
 export const sh = (arg) => "'" + String(arg).replace(/'/g, "'\\''") + "'"
@@ -278,4 +278,19 @@ export const waitLine = async (proc, prefix, timeoutMs, from = 0) => {
     await sleep(50)
   }
   return null
+}
+
+const cpuTimes = () => {
+  const f = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number)
+  const idle = f[3] + (f[4] ?? 0)
+  return { idle, total: f.reduce((a, b) => a + b, 0) }
+}
+
+/** Share of all CPUs busy over `ms` (0..1): other work on the machine makes the figures noisy. */
+export const cpuBusy = async (ms = 1000) => {
+  const a = cpuTimes()
+  await sleep(ms)
+  const b = cpuTimes()
+  const total = b.total - a.total
+  return total > 0 ? 1 - (b.idle - a.idle) / total : 0
 }
