@@ -1,18 +1,26 @@
 // The `openproxy` command line (SPEC §1): `start` runs the proxy, `check` validates a config file.
 // Expected failures (bad config, port in use) print one line and exit 1 — never a stack trace.
-import { unlink, writeFile } from "node:fs/promises"
+import cluster from "node:cluster"
+import { writeFile } from "node:fs/promises"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
+import { defaultTeardown } from "@effect/platform/Runtime"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Console from "effect/Console"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import { loadConfig, summarize } from "./config/load.js"
 import * as Main from "./layers/Main.js"
+import { isUpgradeChild, receiveHandles, reportToParent, spawnUpgrade } from "./lifecycle/handover.js"
+import { removePidFileIfOurs, reportWorkerReady, runPrimary } from "./lifecycle/primary.js"
 import { logger, makeLogger, setLogger } from "./log.js"
+import type { SnapshotOverride } from "./services/Config.js"
 import { Listener } from "./services/Listener.js"
+import { signals } from "./services/Reloader.js"
 
 const VERSION = "0.1.0"
 
@@ -25,6 +33,66 @@ const failWithLine = (e: { readonly message: string }) =>
     process.exitCode = 1
   })
 
+/** Applies the SIGUSR2 upgrade: spawns the new process on our listening sockets; resolves `replaced` once it serves. */
+const upgradeOnSignal = (replaced: Deferred.Deferred<number>) =>
+  Effect.gen(function* () {
+    const listener = yield* Listener
+    const usr2 = yield* signals("SIGUSR2")
+    /** True while an upgrade runs, and for good once one succeeded (this process is then on its way out). */
+    let busy = false
+    const upgrade = Effect.suspend(() => {
+      // A worker of a cluster leaves upgrades to the primary (which replaces its workers).
+      if (busy || cluster.isWorker) return Effect.void
+      busy = true
+      logger.log("info", "upgrade: starting the new process", { pid: process.pid })
+      return Effect.tryPromise(() => spawnUpgrade(listener.servers(), UPGRADE_READY_TIMEOUT_MS)).pipe(
+        Effect.flatMap((pid) => {
+          logger.log("info", "upgrade: new process ready, draining", { old_pid: process.pid, new_pid: pid })
+          return Deferred.succeed(replaced, pid)
+        }),
+        Effect.catchAll((e) =>
+          Effect.sync(() => {
+            busy = false
+            logger.log("error", "upgrade failed, keeping this process", { error: String(e.error) })
+          })
+        )
+      )
+    })
+    yield* usr2.pipe(
+      Stream.runForEach(() => upgrade),
+      Effect.forkScoped
+    )
+  })
+
+/** How long the old process waits for the new one to be ready on SIGUSR2. */
+const UPGRADE_READY_TIMEOUT_MS = 30_000
+
+/** One proxy process (single-process mode, a cluster worker, or the new process of an upgrade). */
+const runProxy = (config: string, override: SnapshotOverride, pidFile: string | undefined) =>
+  Effect.gen(function* () {
+    if (isUpgradeChild()) yield* Effect.promise(() => receiveHandles().catch(() => 0))
+    yield* Effect.gen(function* () {
+      const listener = yield* Listener
+      const replaced = yield* Deferred.make<number>()
+      yield* upgradeOnSignal(replaced)
+      if (pidFile !== undefined && !cluster.isWorker) {
+        const file = pidFile
+        yield* Effect.acquireRelease(
+          Effect.promise(() => writeFile(file, `${process.pid}\n`)),
+          // After an upgrade the file names the new process: leave it alone then.
+          () => Effect.promise(() => removePidFileIfOurs(file))
+        )
+      }
+      logger.log("info", cluster.isWorker ? "worker started" : "openproxy started", {
+        pid: process.pid,
+        listeners: listener.bound.map((b) => `${b.kind}://${b.address}:${b.port}`).join(",")
+      })
+      reportToParent({ ok: true })
+      reportWorkerReady()
+      yield* Deferred.await(replaced)
+    }).pipe(Effect.provide(Main.cli(config, override)), Effect.scoped)
+  }).pipe(Effect.tapError((e) => Effect.sync(() => reportToParent({ ok: false, reason: e.message }))))
+
 const start = Command.make(
   "start",
   {
@@ -36,25 +104,16 @@ const start = Command.make(
   ({ config, pidFile, enableHealthCheck, logFormat }) =>
     Effect.gen(function* () {
       setLogger(makeLogger(logFormat))
-      const layer = Main.fromFile(config, (c) =>
+      const override: SnapshotOverride = (c) =>
         enableHealthCheck ? { ...c, healthCheck: { ...c.healthCheck, enabled: true } } : c
-      )
-      yield* Effect.gen(function* () {
-        const listener = yield* Listener
-        if (Option.isSome(pidFile)) {
-          const file = pidFile.value
-          yield* Effect.acquireRelease(
-            Effect.promise(() => writeFile(file, `${process.pid}\n`)),
-            () => Effect.promise(() => unlink(file).catch(() => undefined))
-          )
-        }
-        logger.log("info", "openproxy started", {
-          pid: process.pid,
-          listeners: listener.bound.map((b) => `${b.kind}://${b.address}:${b.port}`).join(",")
-        })
-        return yield* Effect.never
-      }).pipe(Effect.provide(layer), Effect.scoped)
-    }).pipe(Effect.catchTags({ ConfigError: failWithLine, ListenError: failWithLine }))
+      const pid = Option.getOrUndefined(pidFile)
+      if (cluster.isPrimary && !isUpgradeChild()) {
+        // Read once here for `workers`: several workers need a primary; one runs right here, without cluster.
+        const snapshot = override(yield* loadConfig(config))
+        if (snapshot.workers > 1) return yield* runPrimary(snapshot.workers, pid)
+      }
+      yield* runProxy(config, override, pid)
+    }).pipe(Effect.catchTags({ ConfigError: failWithLine, ListenError: failWithLine }), Effect.catchAll(failWithLine))
 )
 
 const check = Command.make("check", { config: configOption }, ({ config }) =>
@@ -71,5 +130,14 @@ const cli = Command.run(Command.make("openproxy").pipe(Command.withSubcommands([
 
 cli(process.argv).pipe(
   Effect.provide(Layer.mergeAll(NodeContext.layer)),
-  NodeRuntime.runMain({ disableErrorReporting: false })
+  NodeRuntime.runMain({
+    disableErrorReporting: false,
+    // Always exit when the main fiber is done (a drain after an upgrade ends it without a signal), with the
+    // code a one-line failure set.
+    teardown: (exit, onExit) =>
+      defaultTeardown(exit, (code) => {
+        onExit(code)
+        process.exit(code !== 0 ? code : typeof process.exitCode === "number" ? process.exitCode : 0)
+      })
+  })
 )

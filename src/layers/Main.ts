@@ -6,6 +6,7 @@ import * as ConnectionPool from "../services/ConnectionPool.js"
 import * as HealthChecker from "../services/HealthChecker.js"
 import * as Listener from "../services/Listener.js"
 import * as ProviderRegistry from "../services/ProviderRegistry.js"
+import * as Reloader from "../services/Reloader.js"
 
 /** Everything below Config: health, registry, pools and the listeners, for a given Config layer. */
 export const proxyLayer = <E, R>(config: Layer.Layer<Config.Config, E, R>) => {
@@ -20,3 +21,7 @@ export const fromFile = (file: string, override?: Config.SnapshotOverride) => pr
 
 /** The proxy over a snapshot built in code (tests, embedding apps). */
 export const fromSnapshot = (snapshot: ConfigSnapshot) => proxyLayer(Config.layerSnapshot(snapshot))
+
+/** `openproxy start`: the proxy from a file plus the SIGHUP reloader. */
+export const cli = (file: string, override?: Config.SnapshotOverride) =>
+  Reloader.layerSighup.pipe(Layer.provideMerge(fromFile(file, override)))

@@ -13,6 +13,11 @@ export interface ConfigService {
   readonly current: SubscriptionRef.SubscriptionRef<ConfigSnapshot>
   /** Re-reads the file; a valid snapshot replaces the live one, an invalid one fails and changes nothing. */
   readonly reload: Effect.Effect<ConfigSnapshot, ConfigError>
+  /**
+   * Re-reads and validates the file without swapping it in: the reloader binds new listeners first and sets the
+   * snapshot only when they bound (SPEC §7).
+   */
+  readonly load: Effect.Effect<ConfigSnapshot, ConfigError>
 }
 
 export class Config extends Context.Tag("openproxy/Config")<Config, ConfigService>() {}
@@ -23,11 +28,9 @@ export type SnapshotOverride = (c: ConfigSnapshot) => ConfigSnapshot
 export const make = (file: string, override: SnapshotOverride = (c) => c): Effect.Effect<ConfigService, ConfigError> =>
   Effect.gen(function* () {
     const current = yield* SubscriptionRef.make(override(yield* loadConfig(file)))
-    const reload = loadConfig(file).pipe(
-      Effect.map(override),
-      Effect.tap((next) => SubscriptionRef.set(current, next))
-    )
-    return { file, current, reload }
+    const load = loadConfig(file).pipe(Effect.map(override))
+    const reload = load.pipe(Effect.tap((next) => SubscriptionRef.set(current, next)))
+    return { file, current, reload, load }
   })
 
 /** The real layer: loads `file` (failing with a ConfigError that names the field). */
@@ -40,6 +43,6 @@ export const layerSnapshot = (snapshot: ConfigSnapshot): Layer.Layer<Config> =>
     Config,
     Effect.gen(function* () {
       const current = yield* SubscriptionRef.make(snapshot)
-      return { file: undefined, current, reload: SubscriptionRef.get(current) }
+      return { file: undefined, current, reload: SubscriptionRef.get(current), load: SubscriptionRef.get(current) }
     })
   )

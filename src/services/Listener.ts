@@ -11,6 +11,7 @@ import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import type { ConfigSnapshot } from "../config/types.js"
+import { closeUnusedInherited, listenerKey, takeInherited } from "../lifecycle/handover.js"
 import { logger } from "../log.js"
 import { handleRequest, type ProxyContext } from "../proxy/forward.js"
 import { KeyResolver } from "../proxy/keys.js"
@@ -47,24 +48,53 @@ export interface BoundListener {
 }
 
 export interface ListenerService {
+  /** The listeners bound now (changes on a reload that adds or removes one). */
   readonly bound: ReadonlyArray<BoundListener>
   /** Open client connections across all listeners. */
   readonly connections: Effect.Effect<number>
+  /**
+   * Applies a new snapshot's listeners (SPEC §7): binds the added ones first — when one cannot bind, closes the
+   * ones just bound and fails, changing nothing; otherwise runs `commit` (which swaps the snapshot in), gives the
+   * kept ones the new settings and certificate, and closes the removed ones (their connections drain).
+   */
+  readonly reconfigure: <E>(
+    next: ConfigSnapshot,
+    commit: Effect.Effect<void, E>
+  ) => Effect.Effect<void, ListenError | E>
+  /** The listening servers by listener key, for the SIGUSR2 handover. */
+  readonly servers: () => ReadonlyArray<{ readonly key: string; readonly server: net.Server }>
 }
 
 export class Listener extends Context.Tag("openproxy/Listener")<Listener, ListenerService>() {}
 
-const listen = (server: net.Server, kind: "http" | "https", address: string, port: number) =>
+const listen = (
+  server: net.Server,
+  kind: "http" | "https",
+  address: string,
+  port: number,
+  handle: net.Server | undefined
+) =>
   Effect.async<number, ListenError>((resume) => {
     const onError = (err: NodeJS.ErrnoException) =>
       resume(Effect.fail(new ListenError({ kind, address, port, reason: err.code ?? err.message })))
     server.once("error", onError)
-    server.listen({ port, host: address, backlog: 1024 }, () => {
+    const onListening = () => {
       server.removeListener("error", onError)
       const a = server.address()
       resume(Effect.succeed(typeof a === "object" && a !== null ? a.port : port))
-    })
+    }
+    // An inherited handle (upgrade) is already bound and listening: serve on it instead of binding.
+    if (handle !== undefined) server.listen(handle, onListening)
+    else server.listen({ port, host: address, backlog: 1024 }, onListening)
   })
+
+/** The listeners a snapshot asks for. */
+const wantedListeners = (c: ConfigSnapshot) => {
+  const out: Array<{ kind: "http" | "https"; address: string; port: number }> = []
+  if (c.http) out.push({ kind: "http", address: c.http.bindAddress, port: c.http.port })
+  if (c.https) out.push({ kind: "https", address: c.https.bindAddress, port: c.https.port })
+  return out
+}
 
 /** Builds the per-request context the plain request path reads from the running services. */
 export const makeProxyContext = Effect.gen(function* () {
@@ -82,6 +112,7 @@ export const makeProxyContext = Effect.gen(function* () {
 })
 
 interface Port {
+  readonly key: string
   readonly server: net.Server
   readonly protocols: ProtocolServers
   readonly bound: BoundListener
@@ -94,6 +125,7 @@ export const make = Effect.gen(function* () {
   const extra: ExtraHandlers = makeExtraHandlers(ctx)
   const fibers = yield* FiberSet.make<void, never>()
   const run = yield* FiberSet.runtime(fibers)<never>()
+  const scope = yield* Effect.scope
 
   /** One supervised fiber per connection: ends when the socket closes; interrupting it destroys the socket. */
   const supervise = (socket: net.Socket): void => {
@@ -106,18 +138,21 @@ export const make = Effect.gen(function* () {
     )
   }
 
-  const ports: Array<Port> = []
-  const bindPort = (kind: "http" | "https", address: string, port: number) =>
+  /** Listening ports by key; `retired` are ports a reload removed whose connections are still draining. */
+  const ports = new Map<string, Port>()
+  const retired = new Set<Port>()
+
+  const bindPort = (kind: "http" | "https", address: string, port: number, c: ConfigSnapshot) =>
     Effect.gen(function* () {
       const defaultPort = kind === "https" ? 443 : 80
       const protocols = makeProtocolServers(
-        snapshot,
+        c,
         (req, res, expectContinue) => handleRequest(ctx, defaultPort, req, res, expectContinue),
         extra
       )
       let server: net.Server
       if (kind === "https") {
-        const t = tls.createServer(tlsOptions(snapshot.https!, snapshot))
+        const t = tls.createServer(tlsOptions(c.https!, c))
         t.on("secureConnection", (socket: tls.TLSSocket) => {
           supervise(socket)
           dispatchTlsConnection(socket, protocols)
@@ -130,13 +165,30 @@ export const make = Effect.gen(function* () {
           dispatchPlainConnection(socket, protocols)
         })
       }
-      const actual = yield* listen(server, kind, address, port)
+      const key = listenerKey(kind, address, port)
+      const inherited = takeInherited(key)
+      const actual = yield* listen(server, kind, address, port, inherited)
       // after a successful bind only: a bind failure is reported once, by the ListenError
       server.on("error", (err) => logger.log("error", "listener error", { kind, error: err.message }))
       const bound: BoundListener = { kind, address, port: actual }
-      ports.push({ server, protocols, bound })
-      logger.log("info", "listening", { kind, address, port: actual })
+      logger.log("info", "listening", { kind, address, port: actual, ...(inherited ? { inherited: true } : {}) })
+      return { key, server, protocols, bound } satisfies Port
     })
+
+  /** Stops accepting on a port and drains its connections for up to the grace period, then closes the rest. */
+  const retire = (p: Port, graceMs: number) =>
+    Effect.gen(function* () {
+      retired.add(p)
+      p.server.close()
+      logger.log("info", "listener closed", { kind: p.bound.kind, address: p.bound.address, port: p.bound.port })
+      const deadline = Date.now() + graceMs
+      while (Date.now() < deadline) {
+        p.protocols.closeIdle()
+        yield* Effect.sleep("200 millis")
+      }
+      p.protocols.destroyAll()
+      retired.delete(p)
+    }).pipe(Effect.forkIn(scope), Effect.asVoid)
 
   // Release: stop accepting, close idle connections, wait for the rest up to the grace period. Connections
   // that finish their last request meanwhile are closed as they turn idle. (The FiberSet, made earlier,
@@ -144,9 +196,10 @@ export const make = Effect.gen(function* () {
   yield* Effect.addFinalizer(() =>
     Effect.gen(function* () {
       const grace = (yield* SubscriptionRef.get(config.current)).gracefulShutdownTimeoutMs
-      for (const p of ports) p.server.close()
+      const all = () => [...ports.values(), ...retired]
+      for (const p of ports.values()) p.server.close()
       const closeIdle = Effect.sync(() => {
-        for (const p of ports) p.protocols.closeIdle()
+        for (const p of all()) p.protocols.closeIdle()
       })
       // Finalizers are uninterruptible, so poll instead of racing a timer against the drain.
       const deadline = Date.now() + grace
@@ -156,16 +209,61 @@ export const make = Effect.gen(function* () {
       }
       const left = yield* FiberSet.size(fibers)
       if (left > 0) logger.log("warn", "grace period over, closing connections", { open: left })
-      for (const p of ports) p.protocols.destroyAll()
+      for (const p of all()) p.protocols.destroyAll()
     })
   )
 
-  if (snapshot.http) yield* bindPort("http", snapshot.http.bindAddress, snapshot.http.port)
-  if (snapshot.https) yield* bindPort("https", snapshot.https.bindAddress, snapshot.https.port)
+  for (const w of wantedListeners(snapshot)) {
+    const p = yield* bindPort(w.kind, w.address, w.port, snapshot)
+    ports.set(p.key, p)
+  }
+  closeUnusedInherited()
+
+  const reconfigure = Effect.fn("Listener.reconfigure")(function* <E>(
+    next: ConfigSnapshot,
+    commit: Effect.Effect<void, E>
+  ) {
+    const wanted = wantedListeners(next)
+    const wantedKeys = new Set(wanted.map((w) => listenerKey(w.kind, w.address, w.port)))
+    const added: Array<Port> = []
+    for (const w of wanted) {
+      if (ports.has(listenerKey(w.kind, w.address, w.port))) continue
+      const r = yield* Effect.either(bindPort(w.kind, w.address, w.port, next))
+      if (r._tag === "Left") {
+        for (const p of added) p.server.close()
+        return yield* r.left
+      }
+      added.push(r.right)
+    }
+    yield* commit.pipe(
+      Effect.onError(() =>
+        Effect.sync(() => {
+          for (const p of added) p.server.close()
+        })
+      )
+    )
+    for (const p of added) ports.set(p.key, p)
+    for (const [key, p] of ports) {
+      if (!wantedKeys.has(key)) {
+        ports.delete(key)
+        yield* retire(p, next.gracefulShutdownTimeoutMs)
+        continue
+      }
+      if (added.includes(p)) continue
+      p.protocols.configure(next)
+      // New certificate and key for new handshakes; connections already up keep theirs.
+      if (p.bound.kind === "https" && next.https)
+        (p.server as tls.Server).setSecureContext(tlsOptions(next.https, next))
+    }
+  })
 
   return {
-    bound: ports.map((p) => p.bound),
-    connections: FiberSet.size(fibers)
+    get bound() {
+      return [...ports.values()].map((p) => p.bound)
+    },
+    connections: FiberSet.size(fibers),
+    reconfigure,
+    servers: () => [...ports.values()].map((p) => ({ key: p.key, server: p.server }))
   } satisfies ListenerService
 })
 
