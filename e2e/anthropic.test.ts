@@ -2,24 +2,12 @@
 // client leg (HTTP/1.1, HTTPS HTTP/1.1, HTTPS HTTP/2, h2c) and both upstream protocols: messages plain and
 // streamed, authenticating with an API key (`x-api-key`) and with a bearer token (`authToken`).
 import Anthropic from "@anthropic-ai/sdk"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { collect, EXPECTED_CONNECTION, LEGS, type Leg, type LegName, makeLeg } from "./support/clients.js"
-import { CLIENT_KEY, providerHost, REPLY, type Stack, startStack, type Upstream } from "./support/stack.js"
+import { describe, expect, it } from "vitest"
+import { collect, EXPECTED_CONNECTION, LEGS, type Leg } from "./support/clients.js"
+import { useStack } from "./support/setup.js"
+import { CLIENT_KEY, providerHost, REPLY, type Upstream } from "./support/stack.js"
 
-let stack: Stack | undefined
-const legs = new Map<LegName, Leg>()
-
-beforeAll(async () => {
-  stack = await startStack()
-  for (const name of LEGS) {
-    legs.set(name, makeLeg(name, { http: stack.proxy.httpPort, https: stack.proxy.httpsPort }, stack.certs.caCert))
-  }
-})
-
-afterAll(async () => {
-  await Promise.allSettled([...legs.values()].map((l) => l.close()))
-  await stack?.stop()
-})
+const { leg: getLeg } = useStack()
 
 const UPSTREAMS: Upstream[] = ["h1", "h2"]
 const upstreamTag = (u: Upstream): string => (u === "h1" ? "http/1.1" : "h2")
@@ -28,7 +16,7 @@ type Auth = "api key" | "bearer token"
 const AUTHS: Auth[] = ["api key", "bearer token"]
 
 describe.each(LEGS)("anthropic SDK over %s", (legName) => {
-  const leg = (): Leg => legs.get(legName)!
+  const leg = (): Leg => getLeg(legName)
 
   describe.each(UPSTREAMS)("to a %s upstream", (upstream) => {
     describe.each(AUTHS)("with an %s", (auth) => {

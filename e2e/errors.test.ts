@@ -6,32 +6,12 @@ import { connect as netConnect } from "node:net"
 import Anthropic from "@anthropic-ai/sdk"
 import { ApiError, GoogleGenAI } from "@google/genai"
 import OpenAI from "openai"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { EXPECTED_CONNECTION, LEGS, type Leg, type LegName, makeLeg } from "./support/clients.js"
-import {
-  CLIENT_KEY,
-  type Family,
-  PROVIDER_KEYS,
-  providerHost,
-  type Stack,
-  startStack,
-  type Upstream
-} from "./support/stack.js"
+import { describe, expect, it } from "vitest"
+import { EXPECTED_CONNECTION, LEGS, type Leg } from "./support/clients.js"
+import { useStack } from "./support/setup.js"
+import { CLIENT_KEY, type Family, PROVIDER_KEYS, providerHost, type Upstream } from "./support/stack.js"
 
-let stack: Stack | undefined
-const legs = new Map<LegName, Leg>()
-
-beforeAll(async () => {
-  stack = await startStack()
-  for (const name of LEGS) {
-    legs.set(name, makeLeg(name, { http: stack.proxy.httpPort, https: stack.proxy.httpsPort }, stack.certs.caCert))
-  }
-})
-
-afterAll(async () => {
-  await Promise.allSettled([...legs.values()].map((l) => l.close()))
-  await stack?.stop()
-})
+const { stack, leg: getLeg } = useStack()
 
 const WRONG_KEY = "sk-proxy-wrong"
 const UPSTREAMS: Upstream[] = ["h1", "h2"]
@@ -79,7 +59,7 @@ const thrown = async (f: () => Promise<unknown>): Promise<unknown> => {
 }
 
 describe.each(LEGS)("errors and credentials over %s", (legName) => {
-  const leg = (): Leg => legs.get(legName)!
+  const leg = (): Leg => getLeg(legName)
   const openai = (host: string, apiKey: string, v1 = true): OpenAI =>
     new OpenAI({ apiKey, baseURL: leg().origin(host) + (v1 ? "/v1" : ""), fetch: leg().fetch, maxRetries: 0 })
   const anthropicKey = (host: string, key: string): Anthropic =>
@@ -255,7 +235,7 @@ describe("credentials repeated in mixed case (raw HTTP/1.1)", () => {
         "",
         ""
       ].join("\r\n")
-      const res = await rawHttp(stack!.proxy.httpPort, head)
+      const res = await rawHttp(stack().proxy.httpPort, head)
       expect(res).toMatch(/^HTTP\/1\.1 200 /)
       const echo = JSON.parse(res.slice(res.indexOf("\r\n\r\n") + 4)) as HeadersEcho
       expectOnlyProviderKey(echo, family, "h1")
@@ -265,7 +245,7 @@ describe("credentials repeated in mixed case (raw HTTP/1.1)", () => {
 
 describe("the proxy's own output", () => {
   it("never contains a client or provider key", () => {
-    const out = stack!.proxyOutput()
+    const out = stack().proxyOutput()
     expect(out).toContain("openproxy started")
     for (const secret of [CLIENT_KEY, WRONG_KEY, ...Object.values(PROVIDER_KEYS)]) expect(out).not.toContain(secret)
   })

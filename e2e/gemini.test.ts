@@ -2,24 +2,12 @@
 // client leg (HTTP/1.1, HTTPS HTTP/1.1, HTTPS HTTP/2, h2c) and both upstream protocols: generateContent
 // plain and streamed, with the key in the `x-goog-api-key` header (the SDK's way) and in `?key=`.
 import { GoogleGenAI } from "@google/genai"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { EXPECTED_CONNECTION, type Fetch, LEGS, type Leg, type LegName, makeLeg } from "./support/clients.js"
-import { CLIENT_KEY, providerHost, REPLY, type Stack, startStack, type Upstream } from "./support/stack.js"
+import { describe, expect, it } from "vitest"
+import { EXPECTED_CONNECTION, type Fetch, inputUrl, LEGS, type Leg } from "./support/clients.js"
+import { useStack } from "./support/setup.js"
+import { CLIENT_KEY, providerHost, REPLY, type Upstream } from "./support/stack.js"
 
-let stack: Stack | undefined
-const legs = new Map<LegName, Leg>()
-
-beforeAll(async () => {
-  stack = await startStack()
-  for (const name of LEGS) {
-    legs.set(name, makeLeg(name, { http: stack.proxy.httpPort, https: stack.proxy.httpsPort }, stack.certs.caCert))
-  }
-})
-
-afterAll(async () => {
-  await Promise.allSettled([...legs.values()].map((l) => l.close()))
-  await stack?.stop()
-})
+const { leg: getLeg } = useStack()
 
 const UPSTREAMS: Upstream[] = ["h1", "h2"]
 const upstreamTag = (u: Upstream): string => (u === "h1" ? "http/1.1" : "h2")
@@ -35,7 +23,7 @@ const PLACES: KeyPlace[] = ["header", "query"]
 const keyInQuery =
   (inner: Fetch, sent: string[]): Fetch =>
   (input, init) => {
-    const url = new URL(typeof input === "string" ? input : input instanceof URL ? input.href : input.url)
+    const url = new URL(inputUrl(input))
     const headers = new Headers(init?.headers)
     const key = headers.get("x-goog-api-key")
     if (key !== null) {
@@ -47,7 +35,7 @@ const keyInQuery =
   }
 
 describe.each(LEGS)("genai SDK over %s", (legName) => {
-  const leg = (): Leg => legs.get(legName)!
+  const leg = (): Leg => getLeg(legName)
 
   describe.each(UPSTREAMS)("to a %s upstream", (upstream) => {
     describe.each(PLACES)("with the key in the %s", (place) => {
@@ -55,7 +43,7 @@ describe.each(LEGS)("genai SDK over %s", (legName) => {
       const client = (): GoogleGenAI => {
         const recording: Fetch = (input, init) => {
           const h = new Headers(init?.headers)
-          sent.push(`${new URL(String(input)).search} ${h.has("x-goog-api-key") ? "header" : "no-header"}`)
+          sent.push(`${new URL(inputUrl(input)).search} ${h.has("x-goog-api-key") ? "header" : "no-header"}`)
           return leg().fetch(input, init)
         }
         return new GoogleGenAI({

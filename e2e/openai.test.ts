@@ -2,30 +2,18 @@
 // leg (HTTP/1.1, HTTPS HTTP/1.1, HTTPS HTTP/2, h2c) and both upstream protocols (HTTP/1.1, h2 over TLS):
 // chat completions (plain and streamed with usage), the Responses API streamed, embeddings, models.
 import OpenAI from "openai"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { collect, EXPECTED_CONNECTION, LEGS, type Leg, type LegName, makeLeg } from "./support/clients.js"
-import { CLIENT_KEY, providerHost, REPLY, type Stack, startStack, type Upstream } from "./support/stack.js"
+import { describe, expect, it } from "vitest"
+import { collect, EXPECTED_CONNECTION, LEGS, type Leg } from "./support/clients.js"
+import { useStack } from "./support/setup.js"
+import { CLIENT_KEY, providerHost, REPLY, type Upstream } from "./support/stack.js"
 
-let stack: Stack | undefined
-const legs = new Map<LegName, Leg>()
-
-beforeAll(async () => {
-  stack = await startStack()
-  for (const name of LEGS) {
-    legs.set(name, makeLeg(name, { http: stack.proxy.httpPort, https: stack.proxy.httpsPort }, stack.certs.caCert))
-  }
-})
-
-afterAll(async () => {
-  await Promise.allSettled([...legs.values()].map((l) => l.close()))
-  await stack?.stop()
-})
+const { leg: getLeg } = useStack()
 
 const UPSTREAMS: Upstream[] = ["h1", "h2"]
 const upstreamTag = (u: Upstream): string => (u === "h1" ? "http/1.1" : "h2")
 
 describe.each(LEGS)("openai SDK over %s", (legName) => {
-  const leg = (): Leg => legs.get(legName)!
+  const leg = (): Leg => getLeg(legName)
 
   describe.each(UPSTREAMS)("to a %s upstream", (upstream) => {
     const client = (): OpenAI =>

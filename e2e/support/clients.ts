@@ -42,7 +42,7 @@ export const testLookup: LookupFunction = (hostname, options, callback) => {
   dnsLookup(hostname, options, callback)
 }
 
-const inputUrl = (input: string | URL | Request): string => {
+export const inputUrl = (input: string | URL | Request): string => {
   if (typeof input === "string") return input
   if (input instanceof URL) return input.href
   return input.url
