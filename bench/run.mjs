@@ -343,6 +343,13 @@ const main = async () => {
       await stopProc(proc)
       return { error: ready.reason }
     }
+    if (name === "openproxy-w2") {
+      // Cluster mode must really fork: a config that is accepted but runs one process is not a cluster row.
+      await sleep(500)
+      const children = Number(sys(`pgrep -c -P ${proc.pid}`) ?? 0)
+      results.clusterWorkers = children
+      if (children < 2) log(`warning: openproxy with workers: 2 runs ${children} child process(es)`)
+    }
     return { proc }
   }
 
@@ -767,6 +774,8 @@ const report = (res, names) => {
     md.push("")
   }
   const notes = Object.entries(res.unavailable).map(([t, why]) => `n/a ${t}: ${why.split("\n")[0]}`)
+  if (res.clusterWorkers !== undefined)
+    notes.push(`openproxy (workers: 2) ran ${res.clusterWorkers} worker process(es)`)
   if (notes.length) lines.push(...notes, "")
   lines.push(`S4/S5 streaming upstream: ${res.streamUpstream}; elapsed ${res.elapsed_s} s`)
   lines.push(
