@@ -3,11 +3,11 @@
 // chat completions (plain and streamed with usage), the Responses API streamed, embeddings, models.
 import OpenAI from "openai"
 import { describe, expect, it } from "vitest"
-import { collect, EXPECTED_CONNECTION, LEGS, type Leg } from "./support/clients.js"
+import { collect, EXPECTED_CONNECTION, LEGS, type Leg, type LegName, makeLeg, nodeHttp2Leg } from "./support/clients.js"
 import { useStack } from "./support/setup.js"
 import { CLIENT_KEY, providerHost, REPLY, type Upstream } from "./support/stack.js"
 
-const { leg: getLeg } = useStack()
+const { stack, leg: getLeg } = useStack()
 
 const UPSTREAMS: Upstream[] = ["h1", "h2"]
 const upstreamTag = (u: Upstream): string => (u === "h1" ? "http/1.1" : "h2")
@@ -95,5 +95,60 @@ describe.each(LEGS)("openai SDK over %s", (legName) => {
   it(`opened only ${EXPECTED_CONNECTION[legName]} connections to the proxy`, () => {
     expect(leg().connections.length).toBeGreaterThan(0)
     expect(new Set(leg().connections)).toEqual(new Set([EXPECTED_CONNECTION[legName]]))
+  })
+})
+
+// The ALPN record above shows what each connection negotiated; this shows HTTP/2 is really in use:
+// concurrent streams that overlap in time share one connection on h2 and h2c, while HTTP/1.1 needs one
+// connection per in-flight request. (For h2 over TLS this uses the node:http2 fetch: undici never runs a
+// non-idempotent request (POST) beside another on an h2 connection, so its streams would not overlap.)
+describe("concurrent streamed completions", () => {
+  const CONCURRENT = 6
+  const cases: Array<[LegName, number]> = [
+    ["https2", 1],
+    ["h2c", 1],
+    ["https1", CONCURRENT],
+    ["http1", CONCURRENT]
+  ]
+  it.each(cases)("over %s overlap on %i connection(s)", async (name, expected) => {
+    const s = stack()
+    const leg =
+      name === "https2"
+        ? nodeHttp2Leg(name, s.proxy.httpsPort, s.certs.caCert)
+        : makeLeg(name, { http: s.proxy.httpPort, https: s.proxy.httpsPort }, s.certs.caCert)
+    try {
+      const client = new OpenAI({
+        apiKey: CLIENT_KEY,
+        baseURL: leg.origin("openai.test") + "/v1",
+        fetch: leg.fetch,
+        maxRetries: 0
+      })
+      /** when each stream's first chunk arrived, and when each stream ended */
+      const firstChunks: number[] = []
+      const ends: number[] = []
+      const texts = await Promise.all(
+        Array.from({ length: CONCURRENT }, async () => {
+          const stream = await client.chat.completions.create(
+            { model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }], stream: true },
+            // the mock spaces its SSE events so that the streams overlap
+            { headers: { "x-mock-stream-interval-ms": "25" } }
+          )
+          let text = ""
+          for await (const c of stream) {
+            if (text === "" && firstChunks.length < CONCURRENT) firstChunks.push(Date.now())
+            text += c.choices[0]?.delta?.content ?? ""
+          }
+          ends.push(Date.now())
+          return text
+        })
+      )
+      expect(texts).toEqual(Array.from({ length: CONCURRENT }, () => REPLY))
+      // The streams overlapped: every stream had started before any of them finished.
+      expect(firstChunks).toHaveLength(CONCURRENT)
+      expect(Math.max(...firstChunks)).toBeLessThan(Math.min(...ends))
+      expect(leg.connections).toEqual(Array.from({ length: expected }, () => EXPECTED_CONNECTION[name]))
+    } finally {
+      await leg.close()
+    }
   })
 })

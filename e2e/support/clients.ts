@@ -91,17 +91,23 @@ const bodyBytes = async (body: RequestInit["body"]): Promise<Buffer | undefined>
 }
 
 /**
- * A fetch over `node:http2` with prior knowledge (h2c) to the proxy's plain port: the official SDKs run
- * over it unchanged. `:authority` is the URL's host, so routing works as for any HTTP/2 client.
+ * A fetch over one `node:http2` session: with prior knowledge (h2c) to the proxy's plain port, or over TLS
+ * (`ca` given; ALPN h2) to its TLS port. The official SDKs run over it unchanged. `:authority` is the
+ * URL's host, so routing works as for any HTTP/2 client; every stream shares the session (multiplexing).
  */
-const h2cLeg = (port: number): Leg => {
+export const nodeHttp2Leg = (name: LegName, port: number, ca?: string, servername = "openai.test"): Leg => {
   const connections: string[] = []
+  const scheme = ca === undefined ? "http" : "https"
   let session: http2.ClientHttp2Session | undefined
   const getSession = (): http2.ClientHttp2Session => {
     if (session === undefined || session.closed || session.destroyed) {
-      const s = http2.connect(`http://127.0.0.1:${port}`)
+      const s =
+        ca === undefined
+          ? http2.connect(`http://127.0.0.1:${port}`)
+          : http2.connect(`https://127.0.0.1:${port}`, { ca, servername })
       s.on("error", () => {})
-      connections.push("h2c")
+      if (ca === undefined) connections.push("h2c")
+      else s.once("connect", () => connections.push(s.alpnProtocol ?? "none"))
       session = s
     }
     return session
@@ -112,7 +118,7 @@ const h2cLeg = (port: number): Leg => {
     signal?.throwIfAborted()
     const headers: http2.OutgoingHttpHeaders = {
       ":method": init?.method ?? "GET",
-      ":scheme": "http",
+      ":scheme": scheme,
       ":authority": url.host,
       ":path": url.pathname + url.search
     }
@@ -147,8 +153,8 @@ const h2cLeg = (port: number): Leg => {
     return new Response(webBody, { status, headers: out })
   }
   return {
-    name: "h2c",
-    origin: (host) => `http://${host}:${port}`,
+    name,
+    origin: (host) => `${scheme}://${host}:${port}`,
     fetch,
     connections,
     close: async () => {
@@ -168,7 +174,7 @@ export const makeLeg = (name: LegName, ports: { http: number; https: number }, c
     case "https2":
       return undiciLeg(name, ports.https, ca, true)
     case "h2c":
-      return h2cLeg(ports.http)
+      return nodeHttp2Leg(name, ports.http)
   }
 }
 
