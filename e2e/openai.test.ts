@@ -131,7 +131,7 @@ describe("concurrent streamed completions", () => {
           const stream = await client.chat.completions.create(
             { model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }], stream: true },
             // the mock spaces its SSE events so that the streams overlap
-            { headers: { "x-mock-stream-interval-ms": "25" } }
+            { headers: { "x-mock-stream-interval-ms": "40" } }
           )
           let text = ""
           for await (const c of stream) {

@@ -4,6 +4,7 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, statSync } from "node:fs"
 import { mkdtemp, writeFile } from "node:fs/promises"
+import type { Socket } from "node:net"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { DEFAULT_CERT_NAMES, makeTestCerts, type TestCerts } from "../../test/support/certs.js"
@@ -74,6 +75,37 @@ process.once("exit", () => {
   for (const c of children) c.kill("SIGKILL")
 })
 
+/**
+ * The test worker may be ended without its 'exit' event (vitest stops fork workers with a signal), so a
+ * tiny watchdog process holds the pids of our children: it reads "+PID" / "-PID" lines on stdin and,
+ * when stdin ends (the worker is gone, however it died), SIGKILLs the pids still registered.
+ */
+const WATCHDOG = `
+const pids = new Set()
+let buf = ""
+process.stdin.on("data", (b) => {
+  buf += b
+  const lines = buf.split("\\n")
+  buf = lines.pop()
+  for (const l of lines) (l[0] === "+" ? pids.add(l.slice(1)) : pids.delete(l.slice(1)))
+})
+process.stdin.on("end", () => {
+  for (const p of pids) try { process.kill(Number(p), "SIGKILL") } catch {}
+  process.exit(0)
+})
+`
+let watchdog: ChildProcess | undefined
+const watch = (pid: number | undefined, add: boolean): void => {
+  if (pid === undefined) return
+  if (watchdog === undefined) {
+    watchdog = spawn(process.execPath, ["-e", WATCHDOG], { stdio: ["pipe", "ignore", "ignore"], detached: true })
+    watchdog.unref()
+    ;(watchdog.stdin as unknown as Socket).unref()
+    watchdog.stdin?.on("error", () => {})
+  }
+  watchdog.stdin?.write(`${add ? "+" : "-"}${pid}\n`)
+}
+
 export interface Child {
   readonly child: ChildProcess
   readonly output: () => string
@@ -85,10 +117,12 @@ const spawnUntil = (script: string, args: string[], ready: RegExp, timeoutMs = 2
   new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [script, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] })
     children.add(child)
+    watch(child.pid, true)
     let out = ""
     const exited = new Promise<void>((r) =>
       child.once("exit", () => {
         children.delete(child)
+        watch(child.pid, false)
         r()
       })
     )
