@@ -97,6 +97,13 @@ export const makeProtocolServers = (
     onRequest(req, res, false)
   })
   h2.on("checkContinue", (req, res) => onRequest(req, res, true))
+  // Node's HTTP/2 compatibility layer emits CONNECT (and RFC 8441 extended CONNECT) as 'connect', never as
+  // 'request'; without a listener it answers 405 itself.
+  h2.on("connect", (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+    if (extra.h2Connect) return extra.h2Connect(req, res)
+    res.writeHead(405)
+    res.end()
+  })
   h2.on("sessionError", () => undefined)
   const sessions = new Set<http2.ServerHttp2Session>()
   h2.on("session", (s: http2.ServerHttp2Session) => {

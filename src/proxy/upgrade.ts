@@ -1,14 +1,12 @@
-// Upgrades and tunnels: HTTP/1.1 `Upgrade: websocket`, HTTP/2 extended CONNECT (RFC 8441) and HTTP CONNECT.
-// Not built yet (issue 3): until then WebSocket upgrades and CONNECT are refused with 501/405.
-import type * as net from "node:net"
+// Upgrades and tunnels wired into the protocol servers (src/proxy/servers.ts): HTTP/1.1 `Upgrade: websocket`
+// and HTTP/2 extended CONNECT (RFC 8441) in src/proxy/websocket.ts, HTTP CONNECT tunnels in src/proxy/tunnel.ts.
 import type { ProxyContext } from "./forward.js"
 import type { ExtraHandlers } from "./servers.js"
+import { handleConnect } from "./tunnel.js"
+import { handleH2Connect, handleUpgrade } from "./websocket.js"
 
-const refuse = (socket: net.Socket, status: number, reason: string): void => {
-  socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
-}
-
-export const makeExtraHandlers = (_ctx: ProxyContext): ExtraHandlers => ({
-  upgrade: (_req, socket) => refuse(socket, 501, "Not Implemented"),
-  connect: (_req, socket) => refuse(socket, 405, "Method Not Allowed")
+export const makeExtraHandlers = (ctx: ProxyContext): ExtraHandlers => ({
+  upgrade: (req, socket, head) => handleUpgrade(ctx, req, socket, head),
+  connect: (req, socket, head) => handleConnect(ctx, req, socket, head),
+  h2Connect: (req, res) => handleH2Connect(ctx, req, res)
 })
