@@ -1,12 +1,12 @@
 // Client credentials (SPEC §4): where each provider type reads the client's key, constant-time comparison,
 // removal of the `key` query parameter, and the provider credential the upstream receives.
-import { createHash, timingSafeEqual } from "node:crypto"
+import { hash, timingSafeEqual } from "node:crypto"
 import * as Redacted from "effect/Redacted"
 import type { ProviderType } from "../config/types.js"
 import type { RequestHeadInfo } from "./headers.js"
 
 /** SHA-256 of a key: comparing fixed-size digests makes the comparison constant-time in the key's length too. */
-export const keyDigest = (key: string): Buffer => createHash("sha256").update(key).digest()
+export const keyDigest = (key: string): Buffer => hash("sha256", key, "buffer")
 
 /** True when `digest` equals one of `accepted`; every entry is compared, whatever matches first. */
 export const digestAccepted = (digest: Buffer, accepted: ReadonlyArray<Buffer>): boolean => {

@@ -31,7 +31,7 @@ import {
   sendError
 } from "./respond.js"
 import type { Identity, Router } from "./router.js"
-import type { UpstreamPools } from "./upstreams.js"
+import type { Upstream, UpstreamPools } from "./upstreams.js"
 
 export type ClientRequest = http.IncomingMessage | http2.Http2ServerRequest
 
@@ -210,17 +210,24 @@ export const handleRequest = (
   req.on("error", () => res.destroy())
 }
 
-/** One client request and its upstream attempts (a retry only ever happens before any response byte). */
-class Exchange {
+/**
+ * One client request and its upstream attempts (a retry only ever happens before any response byte).
+ * It is itself the undici dispatch handler, in undici's core callback form (`onConnect`/`onHeaders`/`onData`/
+ * `onComplete`/`onError`): that form gets raw header buffers and a pause signal through return values, without a
+ * wrapper object or a parsed header copy per request.
+ */
+class Exchange implements Dispatcher.DispatchHandler {
   limit: BodyLimit | undefined
-  private controller: Dispatcher.DispatchController | undefined
+  retryRoute: ((excluded: ReadonlySet<string>) => Identity | undefined) | undefined
+  private abortUpstream: ((err?: Error) => void) | undefined
   private attempts = 0
   private responded = false
+  private finished = false
   private excluded: Set<string> | undefined
   private body: Buffer | Readable | null = null
   private current: Attempt | undefined
-  private upstreamProtocol = "http/1.1"
-  private inflight: { inflight: number } | undefined
+  private upstream: Upstream | undefined
+  private resume: (() => void) | undefined
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -232,9 +239,7 @@ class Exchange {
     private readonly path: string
   ) {
     res.on("close", () => {
-      if (!res.writableFinished && this.controller !== undefined && !this.controller.aborted) {
-        this.controller.abort(new Error("client closed"))
-      }
+      if (!this.finished && this.abortUpstream !== undefined) this.abortUpstream(new Error("client closed"))
     })
   }
 
@@ -279,16 +284,14 @@ class Exchange {
       p.type === "anthropic" && fromCommand ? ANTHROPIC_BETA_DROP : undefined
     )
     let path = this.path
-    if (strip) {
+    if (strip && path.includes("key")) {
       const { path: pathname, query } = splitPath(path)
       const q = stripKeyParam(query)
       path = q === undefined ? pathname : `${pathname}?${q}`
     }
     const upstream = this.ctx.pools.get(p, snapshot.timeouts)
-    this.inflight = upstream
+    this.upstream = upstream
     upstream.inflight++
-    this.upstreamProtocol = upstream.protocol
-    const protocolRef = upstream
     try {
       upstream.dispatcher.dispatch(
         {
@@ -299,22 +302,7 @@ class Exchange {
           idempotent: false,
           blocking: true
         },
-        {
-          onRequestStart: (controller) => {
-            this.controller = controller
-          },
-          onResponseStart: (controller, statusCode, _headers, statusMessage) =>
-            this.onStart(controller, statusCode, protocolRef.protocol, statusMessage),
-          onResponseData: (controller, chunk) => this.onChunk(controller, chunk),
-          // undici hands HTTP/2 trailers over as an object in `rawTrailers` (its parsed form is then empty)
-          onResponseEnd: (controller, trailers) =>
-            this.onEnd(
-              controller.rawTrailers && !Array.isArray(controller.rawTrailers)
-                ? (controller.rawTrailers as Record<string, string | Array<string> | undefined>)
-                : trailers
-            ),
-          onResponseError: (_controller, err) => this.onError(err)
-        }
+        this
       )
     } catch (err) {
       this.onError(err as Error)
@@ -322,50 +310,59 @@ class Exchange {
   }
 
   private done(): void {
-    if (this.inflight !== undefined) {
-      this.inflight.inflight--
-      this.inflight = undefined
+    if (this.upstream !== undefined) {
+      this.upstream.inflight--
+      this.upstream = undefined
     }
   }
 
-  private onStart(controller: Dispatcher.DispatchController, status: number, protocol: string, message?: string): void {
-    if (status < 200) return
+  // ---- undici handler callbacks
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abortUpstream = abort
+  }
+
+  onHeaders(status: number, raw: Array<Buffer>, resume: () => void, statusText: string): boolean {
+    if (status < 200) return true
     this.responded = true
-    this.upstreamProtocol = protocol
     this.ctx.health.connected(this.current!.identity.providerId)
     const res = this.res
     if (res.destroyed) {
-      controller.abort(new Error("client closed"))
-      return
+      this.abortUpstream?.(new Error("client closed"))
+      return false
     }
-    const raw = (controller.rawHeaders ?? []) as Array<Buffer | string>
-    const headers = responseHeadersFromRaw(raw, this.upstreamProtocol, this.isH2)
+    this.resume = resume
+    const headers = responseHeadersFromRaw(raw, this.upstream?.protocol ?? "http/1.1", this.isH2)
     if (this.isH2) (res as http2.Http2ServerResponse).writeHead(status, headers as http2.OutgoingHttpHeaders)
     else {
       const h1 = res as http.ServerResponse
       h1.sendDate = false
-      if (message) h1.writeHead(status, message, headers as Array<string>)
+      if (statusText) h1.writeHead(status, statusText, headers as Array<string>)
       else h1.writeHead(status, headers as Array<string>)
     }
+    return true
   }
 
-  private onChunk(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (!(this.res as NodeJS.WritableStream).write(chunk)) {
-      controller.pause()
-      this.res.once("drain", () => controller.resume())
-    }
+  onData(chunk: Buffer): boolean {
+    if ((this.res as NodeJS.WritableStream).write(chunk)) return true
+    this.res.once("drain", this.onDrain)
+    return false
   }
 
-  private onEnd(trailers: Record<string, string | Array<string> | undefined>): void {
+  private readonly onDrain = (): void => this.resume?.()
+
+  /** Trailers: raw pairs on HTTP/1.1 (typed so by undici), an object on HTTP/2 (what undici really passes). */
+  onComplete(trailers: Array<string> | null): void {
     this.done()
-    if (this.isH2) {
-      const t = trailersForClient(trailers)
+    this.finished = true
+    if (this.isH2 && trailers !== null && !Array.isArray(trailers)) {
+      const t = trailersForClient(trailers as Record<string, string | Array<string> | undefined>)
       if (t !== undefined) (this.res as http2.Http2ServerResponse).addTrailers(t)
     }
     this.res.end()
   }
 
-  private onError(err: Error): void {
+  onError(err: Error): void {
     this.done()
     const a = this.current!
     if (this.responded) {
@@ -389,7 +386,7 @@ class Exchange {
       if (c.connectFailure) {
         this.excluded ??= new Set()
         this.excluded.add(a.identity.providerId)
-        const alt = this.failover()
+        const alt = this.retryRoute?.(this.excluded)
         if (alt === undefined) return this.fail(c.kind, err)
         next = alt
       }
@@ -399,13 +396,6 @@ class Exchange {
     }
     this.fail(c.kind, err)
   }
-
-  /** Another provider for the same route, excluding the ones that failed; undefined when none is left. */
-  private failover(): Identity | undefined {
-    return this.retryRoute?.(this.excluded!)
-  }
-
-  retryRoute: ((excluded: ReadonlySet<string>) => Identity | undefined) | undefined
 
   private fail(kind: ErrorKind, err: Error): void {
     this.ctx.log.log("warn", "upstream request failed", {

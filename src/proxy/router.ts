@@ -129,6 +129,17 @@ export class Router {
   ): RouteResult {
     const m = this.match(hostname, port, url)
     if (m === undefined) return NOT_FOUND
+    if (m.entries.length === 1 && exclude === undefined) {
+      // The common case, one provider for the route: no intermediate arrays.
+      const e = m.entries[0]
+      if (!e.open) {
+        const k = clientKey(e.provider.type)
+        if (k === undefined || !digestAccepted(keyDigest(k), e.accepted)) return UNAUTHORIZED
+      }
+      if (!this.isHealthy(e.providerId)) return UNAVAILABLE
+      const identity = e.identities.length === 1 ? e.identities[0] : pickWeighted([e])
+      return { _tag: "Ok", identity, path: m.path, candidates: 1 }
+    }
     const digests = new Map<ProviderType, Buffer | null>()
     const accepting: Array<Entry> = []
     for (const e of m.entries) {
