@@ -19,15 +19,42 @@ type Message =
 const isMessage = (m: unknown): m is Message =>
   typeof m === "object" && m !== null && typeof (m as { type?: unknown }).type === "string"
 
+/**
+ * A listening server received from the previous process. Node has it listening (and accepting) as soon as it
+ * arrives, before this process has built its listeners: connections accepted meanwhile wait in `queue` until a
+ * listener adopts the server (they would hang forever otherwise).
+ */
+export interface InheritedServer {
+  readonly server: net.Server
+  /** Routes every connection, queued ones first, to `onConnection`. */
+  readonly adopt: (onConnection: (socket: net.Socket) => void) => void
+}
+
 /** Listening handles received from the previous process, by listener key (`kind|address|port`). */
-const inherited = new Map<string, net.Server>()
+const inherited = new Map<string, InheritedServer>()
+
+const inherit = (server: net.Server): InheritedServer => {
+  const queue: Array<net.Socket> = []
+  let handler: ((socket: net.Socket) => void) | undefined
+  server.on("connection", (socket: net.Socket) => {
+    if (handler !== undefined) handler(socket)
+    else queue.push(socket)
+  })
+  return {
+    server,
+    adopt: (onConnection) => {
+      handler = onConnection
+      for (const socket of queue.splice(0)) onConnection(socket)
+    }
+  }
+}
 
 /** The key a listening port is known by across processes: the configured kind, address and port. */
 export const listenerKey = (kind: "http" | "https", address: string, port: number): string =>
   `${kind}|${address}|${port}`
 
 /** Takes the inherited handle for a listener key, if the previous process passed one. */
-export const takeInherited = (key: string): net.Server | undefined => {
+export const takeInherited = (key: string): InheritedServer | undefined => {
   const h = inherited.get(key)
   inherited.delete(key)
   return h
@@ -35,7 +62,10 @@ export const takeInherited = (key: string): net.Server | undefined => {
 
 /** Closes inherited handles the new config no longer listens on. */
 export const closeUnusedInherited = (): void => {
-  for (const h of inherited.values()) h.close()
+  for (const h of inherited.values()) {
+    h.server.close()
+    h.adopt((socket) => socket.destroy())
+  }
   inherited.clear()
 }
 
@@ -51,7 +81,7 @@ export const receiveHandles = (timeoutMs = 10_000): Promise<number> =>
     }, timeoutMs)
     const onMessage = (m: unknown, handle: unknown) => {
       if (!isMessage(m)) return
-      if (m.type === "openproxy:handle" && handle !== undefined) inherited.set(m.key, handle as net.Server)
+      if (m.type === "openproxy:handle" && handle !== undefined) inherited.set(m.key, inherit(handle as net.Server))
       if (m.type === "openproxy:handles-done") {
         clearTimeout(timer)
         process.removeListener("message", onMessage)
@@ -64,11 +94,11 @@ export const receiveHandles = (timeoutMs = 10_000): Promise<number> =>
 
 /** In the new process: tells the old one it serves now (or could not start), then drops the channel. */
 export const reportToParent = (result: { readonly ok: true } | { readonly ok: false; readonly reason: string }) => {
-  if (typeof process.send !== "function") return
+  if (!isUpgradeChild()) return
   const msg: Message = result.ok
     ? { type: "openproxy:ready", pid: process.pid }
     : { type: "openproxy:failed", reason: result.reason }
-  process.send(msg, undefined, {}, () => {
+  process.send!(msg, undefined, {}, () => {
     if (process.connected) process.disconnect()
   })
 }

@@ -1,6 +1,7 @@
 // The `Listener` service: binds the configured ports and runs every accepted connection as a supervised fiber
 // in a FiberSet. Closing its scope stops accepting at once, closes idle connections, waits for in-flight work
 // up to `graceful_shutdown_timeout`, then interrupts what is left (which destroys those sockets).
+import * as http from "node:http"
 import type * as net from "node:net"
 import * as netMod from "node:net"
 import * as tls from "node:tls"
@@ -67,26 +68,21 @@ export interface ListenerService {
 
 export class Listener extends Context.Tag("openproxy/Listener")<Listener, ListenerService>() {}
 
-const listen = (
-  server: net.Server,
-  kind: "http" | "https",
-  address: string,
-  port: number,
-  handle: net.Server | undefined
-) =>
+const listen = (server: net.Server, kind: "http" | "https", address: string, port: number) =>
   Effect.async<number, ListenError>((resume) => {
     const onError = (err: NodeJS.ErrnoException) =>
       resume(Effect.fail(new ListenError({ kind, address, port, reason: err.code ?? err.message })))
     server.once("error", onError)
-    const onListening = () => {
+    server.listen({ port, host: address, backlog: 1024 }, () => {
       server.removeListener("error", onError)
-      const a = server.address()
-      resume(Effect.succeed(typeof a === "object" && a !== null ? a.port : port))
-    }
-    // An inherited handle (upgrade) is already bound and listening: serve on it instead of binding.
-    if (handle !== undefined) server.listen(handle, onListening)
-    else server.listen({ port, host: address, backlog: 1024 }, onListening)
+      resume(Effect.succeed(portOf(server, port)))
+    })
   })
+
+const portOf = (server: net.Server, fallback: number): number => {
+  const a = server.address()
+  return typeof a === "object" && a !== null ? a.port : fallback
+}
 
 /** The listeners a snapshot asks for. */
 const wantedListeners = (c: ConfigSnapshot) => {
@@ -113,10 +109,21 @@ export const makeProxyContext = Effect.gen(function* () {
 
 interface Port {
   readonly key: string
+  /** The server holding the listening socket (`server` itself, or one inherited from an upgrade). */
+  readonly listening: net.Server
+  /** The server connections are handed to (plain, or TLS). */
   readonly server: net.Server
   readonly protocols: ProtocolServers
   readonly bound: BoundListener
+  readonly state: { draining: boolean }
 }
+
+/**
+ * How long a drain lets busy keep-alive connections finish their current request (answered with
+ * `Connection: close`) before closing idle ones: closing an idle HTTP/1.1 connection races a client that is just
+ * sending its next request on it (which then fails with ECONNRESET).
+ */
+const keepAliveGraceMs = (graceMs: number): number => Math.min(1_000, graceMs / 2)
 
 export const make = Effect.gen(function* () {
   const config = yield* Config
@@ -145,9 +152,14 @@ export const make = Effect.gen(function* () {
   const bindPort = (kind: "http" | "https", address: string, port: number, c: ConfigSnapshot) =>
     Effect.gen(function* () {
       const defaultPort = kind === "https" ? 443 : 80
+      const state = { draining: false }
       const protocols = makeProtocolServers(
         c,
-        (req, res, expectContinue) => handleRequest(ctx, defaultPort, req, res, expectContinue),
+        (req, res, expectContinue) => {
+          // Draining: answer with `Connection: close` so keep-alive clients leave cleanly instead of racing a close.
+          if (state.draining && res instanceof http.ServerResponse) res.shouldKeepAlive = false
+          handleRequest(ctx, defaultPort, req, res, expectContinue)
+        },
         extra
       )
       let server: net.Server
@@ -167,23 +179,33 @@ export const make = Effect.gen(function* () {
       }
       const key = listenerKey(kind, address, port)
       const inherited = takeInherited(key)
-      const actual = yield* listen(server, kind, address, port, inherited)
+      let listening = server
+      if (inherited !== undefined) {
+        // Upgrade: the socket is already bound and listening; its connections go to our server from now on.
+        listening = inherited.server
+        inherited.adopt((socket) => server.emit("connection", socket))
+      } else {
+        yield* listen(server, kind, address, port)
+      }
+      const actual = portOf(listening, port)
       // after a successful bind only: a bind failure is reported once, by the ListenError
-      server.on("error", (err) => logger.log("error", "listener error", { kind, error: err.message }))
+      listening.on("error", (err) => logger.log("error", "listener error", { kind, error: err.message }))
       const bound: BoundListener = { kind, address, port: actual }
       logger.log("info", "listening", { kind, address, port: actual, ...(inherited ? { inherited: true } : {}) })
-      return { key, server, protocols, bound } satisfies Port
+      return { key, listening, server, protocols, bound, state } satisfies Port
     })
 
   /** Stops accepting on a port and drains its connections for up to the grace period, then closes the rest. */
   const retire = (p: Port, graceMs: number) =>
     Effect.gen(function* () {
       retired.add(p)
-      p.server.close()
+      p.state.draining = true
+      p.listening.close()
       logger.log("info", "listener closed", { kind: p.bound.kind, address: p.bound.address, port: p.bound.port })
-      const deadline = Date.now() + graceMs
+      const start = Date.now()
+      const deadline = start + graceMs
       while (Date.now() < deadline) {
-        p.protocols.closeIdle()
+        if (Date.now() - start >= keepAliveGraceMs(graceMs)) p.protocols.closeIdle()
         yield* Effect.sleep("200 millis")
       }
       p.protocols.destroyAll()
@@ -197,14 +219,18 @@ export const make = Effect.gen(function* () {
     Effect.gen(function* () {
       const grace = (yield* SubscriptionRef.get(config.current)).gracefulShutdownTimeoutMs
       const all = () => [...ports.values(), ...retired]
-      for (const p of ports.values()) p.server.close()
+      for (const p of ports.values()) {
+        p.state.draining = true
+        p.listening.close()
+      }
       const closeIdle = Effect.sync(() => {
         for (const p of all()) p.protocols.closeIdle()
       })
       // Finalizers are uninterruptible, so poll instead of racing a timer against the drain.
-      const deadline = Date.now() + grace
+      const start = Date.now()
+      const deadline = start + grace
       while ((yield* FiberSet.size(fibers)) > 0 && Date.now() < deadline) {
-        yield* closeIdle
+        if (Date.now() - start >= keepAliveGraceMs(grace)) yield* closeIdle
         yield* Effect.sleep("50 millis")
       }
       const left = yield* FiberSet.size(fibers)
@@ -230,7 +256,7 @@ export const make = Effect.gen(function* () {
       if (ports.has(listenerKey(w.kind, w.address, w.port))) continue
       const r = yield* Effect.either(bindPort(w.kind, w.address, w.port, next))
       if (r._tag === "Left") {
-        for (const p of added) p.server.close()
+        for (const p of added) p.listening.close()
         return yield* r.left
       }
       added.push(r.right)
@@ -238,7 +264,7 @@ export const make = Effect.gen(function* () {
     yield* commit.pipe(
       Effect.onError(() =>
         Effect.sync(() => {
-          for (const p of added) p.server.close()
+          for (const p of added) p.listening.close()
         })
       )
     )
@@ -263,7 +289,7 @@ export const make = Effect.gen(function* () {
     },
     connections: FiberSet.size(fibers),
     reconfigure,
-    servers: () => [...ports.values()].map((p) => ({ key: p.key, server: p.server }))
+    servers: () => [...ports.values()].map((p) => ({ key: p.key, server: p.listening }))
   } satisfies ListenerService
 })
 
