@@ -57,7 +57,8 @@ interface Sink {
   readonly fail: (kind: ErrorKind) => void
   /** A final answer other than 101: relayed with its status, headers and body. */
   readonly refused: (res: http.IncomingMessage) => void
-  readonly upgraded: (res: http.IncomingMessage, socket: net.Socket, head: Buffer) => void
+  /** 101 from the upstream, `Sec-WebSocket-Accept` checked; `idleMs` is from the snapshot the handshake began on. */
+  readonly upgraded: (res: http.IncomingMessage, socket: net.Socket, head: Buffer, idleMs: number) => void
 }
 
 /** Subprotocol tokens across every `Sec-WebSocket-Protocol` header, in order. */
@@ -235,7 +236,7 @@ const startWebSocket = (ctx: ProxyContext, hs: Handshake, sink: Sink): (() => vo
       }
       upSocket.setTimeout(0)
       ctx.log.log("debug", "websocket open", { ws: id, provider: p.index })
-      sink.upgraded(res, upSocket, head)
+      sink.upgraded(res, upSocket, head, snapshot.timeouts.idleMs)
     })
     req.on("response", (res: http.IncomingMessage) => {
       done()
@@ -340,7 +341,7 @@ export const handleUpgrade = (ctx: ProxyContext, req: http.IncomingMessage, sock
         socket.removeListener("close", onClose)
         relayRefusal(res, responseOnSocket(req, socket), false)
       },
-      upgraded: (res, upSocket, upHead) => {
+      upgraded: (res, upSocket, upHead, idleMs) => {
         socket.removeListener("close", onClose)
         if (socket.destroyed) {
           upSocket.destroy()
@@ -354,7 +355,7 @@ export const handleUpgrade = (ctx: ProxyContext, req: http.IncomingMessage, sock
         // Bytes that came with either handshake go first; the rest follows through the pipes.
         if (upHead.length > 0) socket.write(upHead)
         if (head.length > 0) upSocket.write(head)
-        bridge(socket, closeSocket(socket), upSocket, ctx.router().snapshot.timeouts.idleMs)
+        bridge(socket, closeSocket(socket), upSocket, idleMs)
       }
     }
   )
@@ -392,7 +393,7 @@ export const handleH2Connect = (ctx: ProxyContext, req: http2.Http2ServerRequest
         stream.removeListener("close", onClose)
         relayRefusal(upRes, res, true)
       },
-      upgraded: (upRes, upSocket, upHead) => {
+      upgraded: (upRes, upSocket, upHead, idleMs) => {
         stream.removeListener("close", onClose)
         if (stream.destroyed || stream.closed) {
           upSocket.destroy()
@@ -410,7 +411,7 @@ export const handleH2Connect = (ctx: ProxyContext, req: http2.Http2ServerRequest
           // NO_ERROR waits for what is queued to be sent (after END_STREAM); an error resets at once.
           stream.close(hadError ? http2.constants.NGHTTP2_CANCEL : http2.constants.NGHTTP2_NO_ERROR)
         }
-        bridge(stream, closeStream, upSocket, ctx.router().snapshot.timeouts.idleMs)
+        bridge(stream, closeStream, upSocket, idleMs)
       }
     }
   )
