@@ -3,6 +3,7 @@
 // started by either side, the idle time-out, and 1,000 concurrent WebSockets.
 import * as http2 from "node:http2"
 import type { AddressInfo } from "node:net"
+import * as net from "node:net"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import WebSocket, { WebSocketServer } from "ws"
 import { makeTestCerts, type TestCerts } from "./support/certs.js"
@@ -355,6 +356,66 @@ describe("WebSocket over HTTP/2 extended CONNECT (RFC 8441)", () => {
     const status = await new Promise<number>((r) => stream.once("response", (h) => r(Number(h[":status"]))))
     expect(status).toBe(405)
     stream.destroy()
+  })
+})
+
+describe("WebSocket handshake failures", () => {
+  let raw: net.Server
+  let rawPort: number
+  let deadPort: number
+  let p: RunningProxy
+  beforeAll(async () => {
+    // An upstream that answers the handshake wrongly (/bad-accept) or never (/hang).
+    raw = net.createServer((s) => {
+      s.on("error", () => undefined)
+      s.once("data", (d: Buffer) => {
+        if (d.toString().startsWith("GET /bad-accept"))
+          s.write(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: bogus\r\n\r\n"
+          )
+      })
+    })
+    rawPort = await new Promise<number>((r) => raw.listen(0, "127.0.0.1", () => r((raw.address() as AddressInfo).port)))
+    const spare = net.createServer()
+    deadPort = await new Promise<number>((r) =>
+      spare.listen(0, "127.0.0.1", () => r((spare.address() as AddressInfo).port))
+    )
+    await new Promise<void>((r) => spare.close(() => r()))
+    p = await startProxy(`
+http_port: 0
+http_bind_address: 127.0.0.1
+timeouts: { response_header: 1 }
+providers:
+  - { type: forward, host: "raw.test", endpoint: "127.0.0.1:${rawPort}", tls: false }
+  - { type: forward, host: "dead.test", endpoint: "127.0.0.1:${deadPort}", tls: false }
+  - { type: forward, host: "failover.test", endpoint: "127.0.0.1:${deadPort}", tls: false, priority: 10 }
+  - { type: forward, host: "failover.test", endpoint: "127.0.0.1:${mock.port}", tls: false, priority: 1 }
+`)
+  })
+  afterAll(async () => {
+    await p?.close()
+    raw?.close()
+  })
+  const url = (path: string) => `ws://127.0.0.1:${p.httpPort}${path}`
+
+  it("a 101 with a wrong Sec-WebSocket-Accept → 502", async () => {
+    const r = (await wsConnect(url("/bad-accept"), { host: "raw.test" })) as Refusal
+    expect([r.status, r.body]).toEqual([502, "upstream connection failed"])
+  })
+  it("no handshake answer within response_header → 504", async () => {
+    const t0 = Date.now()
+    const r = (await wsConnect(url("/hang"), { host: "raw.test" })) as Refusal
+    expect([r.status, r.body]).toEqual([504, "upstream timed out"])
+    expect(Date.now() - t0).toBeGreaterThan(900)
+  })
+  it("an unreachable upstream → 502; another provider for the host is tried first", async () => {
+    const r = (await wsConnect(url("/ws"), { host: "dead.test" })) as Refusal
+    expect([r.status, r.body]).toEqual([502, "upstream connection failed"])
+    const c = expectOpen(await wsConnect(url("/ws"), { host: "failover.test" }))
+    c.send("via the fallback")
+    expect((await nextMessage(c)).data.toString()).toBe("via the fallback")
+    c.close()
+    await closed(c)
   })
 })
 
