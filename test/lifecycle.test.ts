@@ -3,10 +3,13 @@
 // zero-downtime upgrade under load; `workers: 2` through node:cluster. Needs `npm run build` (dist/main.js).
 import { readFile, writeFile } from "node:fs/promises"
 import * as http from "node:http"
+import * as https from "node:https"
 import * as net from "node:net"
 import * as path from "node:path"
+import * as tls from "node:tls"
 import { afterEach, beforeAll, describe, expect, it } from "vitest"
 import WebSocket from "ws"
+import { makeTestCerts } from "./support/certs.js"
 import { h1 } from "./support/http.js"
 import { type MockProvider, startMockProvider } from "./support/mockProvider.js"
 import { type ProxyProcess, startProxyProcess, tempDir } from "./support/proxy.js"
@@ -277,6 +280,46 @@ describe("SIGHUP reload", () => {
     await waitLog(p, "config reloaded")
     expect((await h1(free, { host: "127.0.0.1", path: "/v1/models" })).status).toBe(200)
     expect(await tryConnect(port)).toBe("refused")
+  })
+})
+
+describe("SIGHUP certificate rotation", () => {
+  it("a new certificate applies to new handshakes; a connection made before keeps working", async () => {
+    const a = await mock()
+    const certA = await makeTestCerts(path.join(dir, "certs-a"), ["rot-a.test", "localhost"])
+    const certB = await makeTestCerts(path.join(dir, "certs-b"), ["rot-b.test", "localhost"])
+    const tlsPart = (c: { certFile: string; keyFile: string }) =>
+      `https_port: 0\nhttps_bind_address: 127.0.0.1\ncert_file: ${c.certFile}\nprivate_key_file: ${c.keyFile}\n`
+    const { p, file } = await start(tlsPart(certA) + configFor({ upstream: a.port }))
+    const httpsPort = p.ports.https!
+    /** The SANs the server presents on a new handshake. */
+    const presented = () =>
+      new Promise<string>((resolve, reject) => {
+        const s = tls.connect({ host: "127.0.0.1", port: httpsPort, rejectUnauthorized: false }, () => {
+          resolve(s.getPeerCertificate().subjectaltname ?? "")
+          s.destroy()
+        })
+        s.once("error", reject)
+      })
+    expect(await presented()).toContain("rot-a.test")
+    const agent = new https.Agent({ keepAlive: true, ca: [certA.caCert, certB.caCert], servername: "localhost" })
+    const get = () =>
+      new Promise<number>((resolve, reject) => {
+        https
+          .get({ host: "127.0.0.1", port: httpsPort, path: "/v1/models", agent, servername: "localhost" }, (res) => {
+            res.resume()
+            res.on("end", () => resolve(res.statusCode!))
+          })
+          .on("error", reject)
+      })
+    expect(await get()).toBe(200)
+    await writeFile(file, tlsPart(certB) + configFor({ upstream: a.port }))
+    p.child.kill("SIGHUP")
+    await waitLog(p, "config reloaded")
+    expect(await presented()).toContain("rot-b.test")
+    // The kept-alive connection from before the reload still serves.
+    expect(await get()).toBe(200)
+    agent.destroy()
   })
 })
 
