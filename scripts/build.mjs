@@ -18,7 +18,12 @@ const common = {
 }
 
 await Promise.all([
-  build({ ...common, entryPoints: ["src/main.ts"], outfile: "dist/main.js", banner: { js: "#!/usr/bin/env node\n" + common.banner.js } }),
+  build({
+    ...common,
+    entryPoints: ["src/main.ts"],
+    outfile: "dist/main.js",
+    banner: { js: "#!/usr/bin/env node\n" + common.banner.js }
+  }),
   build({ ...common, entryPoints: ["src/index.ts"], outfile: "dist/index.js", packages: "external", banner: {} }),
   build({ ...common, entryPoints: ["src/mock/main.ts"], outfile: "dist/mock.js" })
 ])
