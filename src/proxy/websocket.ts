@@ -292,7 +292,12 @@ const relayRefusal = (res: http.IncomingMessage, out: ClientResponse, forHttp2: 
   const headers = responseHeadersFromRaw(res.rawHeaders, "http/1.1", forHttp2)
   const status = res.statusCode ?? 502
   if (forHttp2) (out as http2.Http2ServerResponse).writeHead(status, headers as http2.OutgoingHttpHeaders)
-  else (out as http.ServerResponse).writeHead(status, res.statusMessage ?? "", headers as Array<string>)
+  else
+    (out as http.ServerResponse).writeHead(
+      status,
+      res.statusMessage || http.STATUS_CODES[status] || "",
+      headers as Array<string>
+    )
   out.once("close", () => res.destroy())
   res.on("error", () => out.destroy())
   res.pipe(out as NodeJS.WritableStream)
