@@ -1,6 +1,7 @@
 // The `Listener` service: binds the configured ports and runs every accepted connection as a supervised fiber
 // in a FiberSet. Closing its scope stops accepting at once, closes idle connections, waits for in-flight work
 // up to `graceful_shutdown_timeout`, then interrupts what is left (which destroys those sockets).
+import cluster from "node:cluster"
 import * as http from "node:http"
 import type * as net from "node:net"
 import * as netMod from "node:net"
@@ -123,6 +124,9 @@ interface Port {
  * `Connection: close`) before closing idle ones: closing an idle HTTP/1.1 connection races a client that is just
  * sending its next request on it (which then fails with ECONNRESET).
  */
+/** How long a closing cluster worker stays up for connections the primary handed it just before. */
+const CLUSTER_HANDOFF_MS = 300
+
 const keepAliveGraceMs = (graceMs: number): number => Math.min(1_000, graceMs / 2)
 
 export const make = Effect.gen(function* () {
@@ -229,7 +233,10 @@ export const make = Effect.gen(function* () {
       // Finalizers are uninterruptible, so poll instead of racing a timer against the drain.
       const start = Date.now()
       const deadline = start + grace
-      while ((yield* FiberSet.size(fibers)) > 0 && Date.now() < deadline) {
+      // A cluster worker keeps running a moment after closing: the primary may have handed it connections that
+      // are still in the IPC pipe; it must live to accept them (or to answer "not accepted"), or they hang.
+      const minimum = start + (cluster.isWorker ? CLUSTER_HANDOFF_MS : 0)
+      while (((yield* FiberSet.size(fibers)) > 0 || Date.now() < minimum) && Date.now() < deadline) {
         if (Date.now() - start >= keepAliveGraceMs(grace)) yield* closeIdle
         yield* Effect.sleep("50 millis")
       }
