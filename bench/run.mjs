@@ -302,13 +302,14 @@ const main = async () => {
     openproxy: {
       port: ports.op,
       tlsPort: ports.opTls,
-      argv: ["node", "dist/main.js", "start", "-c", opConf],
+      // the `openproxy` bin as installed: its shebang carries the V8 flags the proxy ships with
+      argv: ["./dist/main.js", "start", "-c", opConf],
       cpu: PROXY_CPU,
       needsBuild: true
     },
     "openproxy-w2": {
       port: ports.op2,
-      argv: ["node", "dist/main.js", "start", "-c", op2Conf],
+      argv: ["./dist/main.js", "start", "-c", op2Conf],
       cpu: "0,1",
       needsBuild: true
     },

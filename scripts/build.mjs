@@ -1,6 +1,7 @@
 // Bundles the CLI (dist/main.js), the package entry (dist/index.js) and the mock provider (dist/mock.js).
 // Bundling keeps start-up fast: importing whole Effect package indexes unbundled costs seconds.
 import { execFileSync } from "node:child_process"
+import { chmodSync } from "node:fs"
 import { build } from "esbuild"
 
 const common = {
@@ -22,11 +23,14 @@ await Promise.all([
     ...common,
     entryPoints: ["src/main.ts"],
     outfile: "dist/main.js",
-    banner: { js: "#!/usr/bin/env node\n" + common.banner.js }
+    banner: { js: "#!/usr/bin/env -S node --single-threaded-gc --max-semi-space-size=64\n" + common.banner.js }
   }),
   build({ ...common, entryPoints: ["src/index.ts"], outfile: "dist/index.js", packages: "external", banner: {} }),
   build({ ...common, entryPoints: ["src/mock/main.ts"], outfile: "dist/mock.js" })
 ])
+
+// The bin runs through its shebang (which carries the V8 flags of src/v8flags.ts).
+chmodSync("dist/main.js", 0o755)
 
 // Type declarations for the package entry (the service layers are reusable from other Effect apps).
 // Type errors are reported by `npm run typecheck` (run by CI); here they only cost the declarations.

@@ -1,5 +1,6 @@
 // Credential swap over real sockets (SPEC §4): client credentials in any case, duplicated or in several places
 // never reach the upstream; the provider key arrives exactly once; no key ever appears in the proxy's logs.
+import * as http from "node:http"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { h1 } from "./support/http.js"
 import { DEFAULT_KEYS, type MockProvider, startMockProvider } from "./support/mockProvider.js"
@@ -145,6 +146,25 @@ describe("credential swap", () => {
     expect(names).toContain("x-kept")
     for (const n of ["x-secret-hop", "keep-alive", "proxy-connection", "te"]) expect(names).not.toContain(n)
     expect(names.filter((n) => n === "host")).toHaveLength(1)
+  })
+  it("on one kept-alive connection, a changed key is checked again (the per-connection digest cache)", async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+    try {
+      const send = (key: string) =>
+        h1(proxy.httpPort!, {
+          host: "openai.test",
+          path: "/v1/models",
+          headers: [["authorization", `Bearer ${key}`]],
+          agent
+        })
+      expect((await send(CLIENT)).status).toBe(200)
+      expect((await send("wrong")).status).toBe(401)
+      expect((await send(OTHER)).status).toBe(200)
+      expect((await send(`${CLIENT}x`)).status).toBe(401)
+      expect((await send(CLIENT)).status).toBe(200)
+    } finally {
+      agent.destroy()
+    }
   })
   it("no client or provider key appears in the proxy's log output", async () => {
     // provoke logged failures: an unreachable upstream (the log line names the request, never the key)

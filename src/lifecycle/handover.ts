@@ -3,8 +3,10 @@
 // server over it (`child.send(msg, server)`); the new process listens on the received handles instead of binding,
 // reports ready, and only then does the old process stop accepting and drain. The kernel queue of each
 // listening socket is shared by both processes meanwhile, so no connection attempt is refused.
+
 import { type ChildProcess, spawn } from "node:child_process"
 import type * as net from "node:net"
+import { proxyExecArgv } from "../v8flags.js"
 
 /** Set in the environment of the process started by an upgrade. */
 export const UPGRADE_ENV = "OPENPROXY_UPGRADE"
@@ -114,7 +116,7 @@ export const spawnUpgrade = (
   new Promise((resolve, reject) => {
     let child: ChildProcess
     try {
-      child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+      child = spawn(process.execPath, [...proxyExecArgv(), ...process.argv.slice(1)], {
         env: { ...process.env, [UPGRADE_ENV]: "1" },
         stdio: ["ignore", "inherit", "inherit", "ipc"]
       })

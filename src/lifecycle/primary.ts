@@ -3,10 +3,12 @@
 // worker (each reloads), SIGTERM/SIGINT as a drain of every worker. SIGUSR2 replaces the workers with new ones
 // (started from the code now on disk) and retires the old ones once the new ones are ready; the primary keeps
 // the listening sockets meanwhile, so no connection attempt is refused.
+
 import cluster, { type Worker } from "node:cluster"
 import { readFile, unlink, writeFile } from "node:fs/promises"
 import * as Effect from "effect/Effect"
 import { logger } from "../log.js"
+import { proxyExecArgv } from "../v8flags.js"
 
 /** What a worker sends the primary once its listeners are up. */
 export const WORKER_READY = "openproxy:worker-ready"
@@ -40,6 +42,7 @@ export const runPrimary = (count: number, pidFile: string | undefined): Effect.E
 
     const fork = (): Promise<Worker> =>
       new Promise((ok, fail) => {
+        cluster.setupPrimary({ execArgv: proxyExecArgv() })
         const w = cluster.fork()
         workers.add(w)
         const onMessage = (m: unknown) => {

@@ -8,6 +8,21 @@ import type { RequestHeadInfo } from "./headers.js"
 /** SHA-256 of a key: comparing fixed-size digests makes the comparison constant-time in the key's length too. */
 export const keyDigest = (key: string): Buffer => hash("sha256", key, "buffer")
 
+const lastDigest = new WeakMap<object, { readonly key: string; readonly digest: Buffer }>()
+
+/**
+ * `keyDigest`, remembered per connection: a kept-alive connection usually sends the same key on every request.
+ * Comparing a key with the same connection's previous key reveals nothing about the configured keys, so the
+ * shortcut keeps the check against them constant-time.
+ */
+export const connectionKeyDigest = (connection: object, key: string): Buffer => {
+  const last = lastDigest.get(connection)
+  if (last !== undefined && last.key === key) return last.digest
+  const digest = keyDigest(key)
+  lastDigest.set(connection, { key, digest })
+  return digest
+}
+
 /** True when `digest` equals one of `accepted`; every entry is compared, whatever matches first. */
 export const digestAccepted = (digest: Buffer, accepted: ReadonlyArray<Buffer>): boolean => {
   let ok = false

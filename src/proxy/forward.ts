@@ -11,6 +11,7 @@ import type { Logger } from "../log.js"
 import {
   ANTHROPIC_BETA_DROP,
   clientKeyFor,
+  connectionKeyDigest,
   providerCredentialHeaders,
   splitPath,
   stripKeyParam
@@ -152,7 +153,9 @@ export const handleRequest = (
 
   const { query } = splitPath(url)
   const keyFor = (type: ProviderType) => clientKeyFor(type, info, query)
-  const routed = router.route(host.name, host.port, url, keyFor)
+  const connection: object = isH2 ? ((req as http2.Http2ServerRequest).stream.session ?? req) : req.socket
+  const digest = (key: string) => connectionKeyDigest(connection, key)
+  const routed = router.route(host.name, host.port, url, keyFor, undefined, digest)
   switch (routed._tag) {
     case "NotFound":
       return sendError(res, "noProvider")
@@ -174,7 +177,7 @@ export const handleRequest = (
 
   const exchange = new Exchange(ctx, req, res, isH2, info, requestId, routed.path)
   exchange.retryRoute = (excluded) => {
-    const r = router.route(host.name, host.port, url, keyFor, excluded)
+    const r = router.route(host.name, host.port, url, keyFor, excluded, digest)
     return r._tag === "Ok" ? r.identity : undefined
   }
   if (!hasBody) return exchange.start(routed.identity, null)

@@ -125,7 +125,8 @@ export class Router {
     port: number,
     url: string,
     clientKey: (type: ProviderType) => string | undefined,
-    exclude?: ReadonlySet<string>
+    exclude?: ReadonlySet<string>,
+    digest: (key: string) => Buffer = keyDigest
   ): RouteResult {
     const m = this.match(hostname, port, url)
     if (m === undefined) return NOT_FOUND
@@ -134,7 +135,7 @@ export class Router {
       const e = m.entries[0]
       if (!e.open) {
         const k = clientKey(e.provider.type)
-        if (k === undefined || !digestAccepted(keyDigest(k), e.accepted)) return UNAUTHORIZED
+        if (k === undefined || !digestAccepted(digest(k), e.accepted)) return UNAUTHORIZED
       }
       if (!this.isHealthy(e.providerId)) return UNAVAILABLE
       const identity = e.identities.length === 1 ? e.identities[0] : pickWeighted([e])
@@ -150,7 +151,7 @@ export class Router {
       let d = digests.get(e.provider.type)
       if (d === undefined) {
         const k = clientKey(e.provider.type)
-        d = k === undefined ? null : keyDigest(k)
+        d = k === undefined ? null : digest(k)
         digests.set(e.provider.type, d)
       }
       if (d !== null && digestAccepted(d, e.accepted)) accepting.push(e)
