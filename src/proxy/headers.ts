@@ -2,8 +2,8 @@
 // provider-credential injection. Works on Node's flat `rawHeaders` arrays ([name, value, name, value, ...])
 // so header order and letter case reach the other side as sent, and nothing is copied twice.
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1) plus the ones undici refuses or that only make sense per hop. */
-const HOP_BY_HOP = new Set([
+/** Hop-by-hop headers (RFC 9110 §7.6.1), never relayed in either direction (framing is Node's to recompute). */
+const RESPONSE_HOP_BY_HOP: ReadonlySet<string> = new Set([
   "connection",
   "keep-alive",
   "proxy-connection",
@@ -11,10 +11,11 @@ const HOP_BY_HOP = new Set([
   "trailer",
   "transfer-encoding",
   "upgrade",
-  "http2-settings",
-  "host",
-  "expect"
+  "http2-settings"
 ])
+
+/** On requests also `host` (set to the upstream's) and `expect` (the proxy answers 100-continue itself). */
+const HOP_BY_HOP: ReadonlySet<string> = new Set([...RESPONSE_HOP_BY_HOP, "host", "expect"])
 
 /** Every place a client can put a credential; removed before forwarding to openai/anthropic/gemini. */
 const CLIENT_CREDENTIALS = new Set(["authorization", "proxy-authorization", "x-api-key", "x-goog-api-key"])
@@ -126,18 +127,6 @@ export const buildUpstreamHeaders = (
   for (let i = 0; i < extra.length; i++) out.push(extra[i])
   return out
 }
-
-/** Response header names never relayed to the client (hop-by-hop, or framing that Node recomputes). */
-const RESPONSE_HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-  "http2-settings"
-])
 
 /**
  * Converts undici's raw response headers (Buffers or strings, flat pairs) into what the client gets:
