@@ -3,6 +3,7 @@
 // interleaved over rounds. Prints medians, ratios and the issue-6 targets; writes raw results to bench/results/.
 // Flags: --quick (1 round, 3 s / 2 s runs), --rounds N, --s1 SECONDS, --s2 SECONDS, --only s1,s2,s3,s4,s5,
 //        --targets direct,openproxy,...  --s5-target NAME  --no-build  --keep-tmp
+//        (extra target, only with --targets: openproxy-noflags = `node dist/main.js` without the shebang's V8 flags)
 import { execSync } from "node:child_process"
 import fs from "node:fs"
 import os from "node:os"
@@ -52,9 +53,14 @@ const sseStreams = quick ? 5 : 20
 const idleConns = 10000
 const wsConns = 1000
 
-const ALL_TARGETS = ["direct", "openproxy", "openproxy-w2", "nginx", "http-proxy", "fastify-proxy"]
+const ALL_TARGETS = ["direct", "openproxy", "openproxy-w2", "lean-floor", "nginx", "http-proxy", "fastify-proxy"]
+// Run only when named in --targets.
+const EXTRA_TARGETS = ["openproxy-noflags"]
 const wanted = new Set(opt("targets", ALL_TARGETS.join(",")).split(","))
+// "Best Node proxy" as issue 6 defines it. The lean floor is a reference, not a competitor.
 const NODE_PROXIES = ["http-proxy", "fastify-proxy"]
+// The V8 flags of openproxy's bin (its shebang); the lean floor runs with the same ones.
+const OPENPROXY_V8_FLAGS = ["--single-threaded-gc", "--max-semi-space-size=64"]
 const LOAD_CPU = "1"
 const PROXY_CPU = "0"
 const UPSTREAM_KEY = "sk-upstream"
@@ -264,7 +270,7 @@ const main = async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "openproxy-bench-"))
   const tls = await makeCert(tmp)
   const ports = {}
-  for (const k of ["up", "upTls", "stream", "op", "opTls", "op2", "ngx", "ngxTls", "hp", "fp"])
+  for (const k of ["up", "upTls", "stream", "op", "opTls", "op2", "opNf", "lean", "ngx", "ngxTls", "hp", "fp"])
     ports[k] = await freePort()
 
   // Upstreams on the load generator's core.
@@ -295,6 +301,7 @@ const main = async () => {
     openproxyConfig({ dir: tmp, name, upstreamPort: ports.up, streamPort: ports.stream, tls, ...extra })
   const opConf = confFor("openproxy", { port: ports.op, tlsPort: ports.opTls })
   const op2Conf = confFor("openproxy-w2", { port: ports.op2, workers: 2 })
+  const opNfConf = confFor("openproxy-noflags", { port: ports.opNf })
   const ngxConf = writeProxyConf({ dir: tmp, port: ports.ngx, tlsPort: ports.ngxTls, upstreamPort: ports.up, ...tls })
 
   const targets = {
@@ -313,6 +320,18 @@ const main = async () => {
       cpu: "0,1",
       needsBuild: true
     },
+    "openproxy-noflags": {
+      port: ports.opNf,
+      // the same without the shebang's V8 flags (Node's defaults)
+      argv: ["node", "dist/main.js", "start", "-c", opNfConf],
+      cpu: PROXY_CPU,
+      needsBuild: true
+    },
+    "lean-floor": {
+      port: ports.lean,
+      argv: ["node", ...OPENPROXY_V8_FLAGS, "bench/proxies/lean-floor.mjs", String(ports.lean), String(ports.up)],
+      cpu: PROXY_CPU
+    },
     nginx: {
       port: ports.ngx,
       tlsPort: ports.ngxTls,
@@ -330,7 +349,7 @@ const main = async () => {
       cpu: PROXY_CPU
     }
   }
-  const names = ALL_TARGETS.filter((t) => wanted.has(t))
+  const names = [...ALL_TARGETS, ...EXTRA_TARGETS].filter((t) => wanted.has(t))
   const unavailable = {}
   for (const t of names) if (targets[t].needsBuild && !build.ok) unavailable[t] = "openproxy not built"
 
@@ -496,13 +515,23 @@ const main = async () => {
   else if (unavailable[s5Target] || !targets[s5Target]?.argv) {
     results.s5 = { target: s5Target, error: unavailable[s5Target] ?? "no process to measure" }
   } else {
-    const { proc, error } = await startTarget(s5Target)
+    let { proc, error } = await startTarget(s5Target)
     if (error) results.s5 = { target: s5Target, error }
     else {
+      // Each phase gets a fresh process: after 10,000 connections close, the heap keeps its grown size (RSS is
+      // not returned), so WebSockets measured in the same process would fit in that room and look free.
+      const restart = async () => {
+        await stopProc(proc)
+        ;({ proc, error } = await startTarget(s5Target))
+        if (error) throw new Error(`S5: ${s5Target} did not restart: ${error}`)
+        return proc
+      }
       try {
-        results.s5 = await memory(proc, targets[s5Target].port)
+        results.s5 = await memory(proc, targets[s5Target].port, restart)
         results.s5.target = s5Target
         log(`S5 ${s5Target}: ${JSON.stringify(results.s5)}`)
+      } catch (e) {
+        results.s5 = { target: s5Target, error: e.message }
       } finally {
         await stopProc(proc)
       }
@@ -516,13 +545,17 @@ const main = async () => {
   report(results, names)
 }
 
-/** Scenario 5: RSS idle, with 10,000 idle keep-alive connections, with 1,000 WebSockets. */
-const memory = async (proc, port) => {
+/** Scenario 5: RSS idle, with 10,000 idle keep-alive connections, then (in a fresh process) with 1,000 WebSockets. */
+const memory = async (first, port, restart) => {
   const out = {}
+  let proc = first
   // A few requests first so the request path's code is loaded, then let it settle.
-  for (let i = 0; i < 100; i++) await probePost(port)().catch(() => {})
-  await sleep(1500)
-  out.idle_kib = rssKiB(proc.pid)
+  const settle = async () => {
+    for (let i = 0; i < 100; i++) await probePost(port)().catch(() => {})
+    await sleep(1500)
+    return rssKiB(proc.pid)
+  }
+  out.idle_kib = await settle()
 
   const hold = async (label, extra, n) => {
     const before = rssKiB(proc.pid)
@@ -550,6 +583,8 @@ const memory = async (proc, port) => {
     }
   }
   out.keepalive = await hold("http", ["--mode", "http"], idleConns)
+  proc = await restart()
+  out.idle_before_ws_kib = await settle()
   out.websocket = await hold(
     "ws",
     ["--mode", "ws", "--host", MOCK_HOST, "--path", opt("ws-path", "/ws"), "--timeout-ms", "15000"],
@@ -570,6 +605,8 @@ const LABEL = {
   "direct-x": "direct, wrk on core 0",
   openproxy: "openproxy (1 process)",
   "openproxy-w2": "openproxy (workers: 2)",
+  "openproxy-noflags": "openproxy, node without V8 flags",
+  "lean-floor": "lean floor (node:http + undici)",
   nginx: "nginx (1 worker)",
   "http-proxy": "http-proxy",
   "fastify-proxy": "@fastify/http-proxy"
@@ -777,6 +814,17 @@ const report = (res, names) => {
   const notes = Object.entries(res.unavailable).map(([t, why]) => `n/a ${t}: ${why.split("\n")[0]}`)
   if (res.clusterWorkers !== undefined)
     notes.push(`openproxy (workers: 2) ran ${res.clusterWorkers} worker process(es)`)
+  // Reference, not a target: how close openproxy is to the leanest node:http + undici proxy.
+  const floor = s1["lean-floor"]
+  if (floor?.rps && op?.rps) {
+    const d50 =
+      s2.openproxy?.p50 != null && s2["lean-floor"]?.p50 != null ? s2.openproxy.p50 - s2["lean-floor"].p50 : null
+    const d99 =
+      s2.openproxy?.p99 != null && s2["lean-floor"]?.p99 != null ? s2.openproxy.p99 - s2["lean-floor"].p99 : null
+    notes.push(
+      `openproxy vs the lean floor: S1 ${fmtX(op.rps / floor.rps)} its req/s; S2 p50 ${d50 === null ? "-" : `${d50 >= 0 ? "+" : "-"}${fmtUs(Math.abs(d50))}`}, p99 ${d99 === null ? "-" : `${d99 >= 0 ? "+" : "-"}${fmtUs(Math.abs(d99))}`} over it`
+    )
+  }
   if (notes.length) lines.push(...notes, "")
   lines.push(`S4/S5 streaming upstream: ${res.streamUpstream}; elapsed ${res.elapsed_s} s`)
   lines.push(
