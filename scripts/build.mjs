@@ -23,7 +23,7 @@ await Promise.all([
     ...common,
     entryPoints: ["src/main.ts"],
     outfile: "dist/main.js",
-    banner: { js: "#!/usr/bin/env -S node --single-threaded-gc --max-semi-space-size=64\n" + common.banner.js }
+    banner: { js: "#!/usr/bin/env -S node --single-threaded-gc\n" + common.banner.js }
   }),
   build({ ...common, entryPoints: ["src/index.ts"], outfile: "dist/index.js", packages: "external", banner: {} }),
   build({ ...common, entryPoints: ["src/mock/main.ts"], outfile: "dist/mock.js" })

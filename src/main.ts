@@ -1,6 +1,5 @@
 // The `openproxy` command line (SPEC §1): `start` runs the proxy, `check` validates a config file.
 // Expected failures (bad config, port in use) print one line and exit 1 — never a stack trace.
-import "./v8flags.js"
 import cluster from "node:cluster"
 import { writeFile } from "node:fs/promises"
 import * as Command from "@effect/cli/Command"

@@ -1,7 +1,7 @@
 // Reference row, not a competitor: the leanest proxy that can be written on openproxy's own stack (node:http
 // server, undici `Pool.dispatch` with the core callback handler, raw header arrays, one Authorization swap, the
 // small request body gathered into one Buffer, backpressure on the reply), with the V8 flags openproxy's bin ships
-// with (the harness starts it with --single-threaded-gc --max-semi-space-size=64). No routing, no config, no
+// with (the harness starts it with --single-threaded-gc, as the openproxy bin runs). No routing, no config, no
 // logging, no metrics, no Effect. It shows how close openproxy is to the floor of node:http + undici.
 // Usage: node bench/proxies/lean-floor.mjs PORT UPSTREAM_PORT
 import http from "node:http"
