@@ -47,23 +47,30 @@ export const splitPath = (url: string): { path: string; query: string | undefine
   return q === -1 ? { path: url, query: undefined } : { path: url.slice(0, q), query: url.slice(q + 1) }
 }
 
-const isKeyParam = (segment: string): boolean => {
+/** A query string that may hold a `key` parameter in some spelling (any case, percent-encoded). */
+export const mayHoldKey = (query: string): boolean => /key|%/i.test(query)
+
+/** The parameter's name, decoded; undefined when it cannot be decoded. */
+const paramName = (segment: string): string | undefined => {
   const eq = segment.indexOf("=")
   const name = eq === -1 ? segment : segment.slice(0, eq)
-  if (name === "key") return true
-  if (!name.includes("%")) return false
+  if (!name.includes("%") && !name.includes("+")) return name
   try {
-    return decodeURIComponent(name.replace(/\+/g, " ")) === "key"
+    return decodeURIComponent(name.replace(/\+/g, " "))
   } catch {
-    return false
+    return undefined
   }
 }
 
+/** `key` in any letter case or encoding: every spelling is removed before forwarding (SPEC §4). */
+const isKeyParam = (segment: string): boolean => paramName(segment)?.toLowerCase() === "key"
+
 /** The first `key` query parameter's value (decoded), for gemini clients. */
 export const queryKey = (query: string | undefined): string | undefined => {
-  if (query === undefined || !query.includes("key")) return undefined
+  if (query === undefined || !mayHoldKey(query)) return undefined
   for (const segment of query.split("&")) {
-    if (isKeyParam(segment)) {
+    // the client key is read from `key` itself (Google's parameter); other spellings are only removed
+    if (paramName(segment) === "key") {
       const eq = segment.indexOf("=")
       if (eq === -1) return undefined
       try {
@@ -80,7 +87,7 @@ export const queryKey = (query: string | undefined): string | undefined => {
 /** The query without any `key` parameter, other parameters byte for byte; undefined when nothing is left. */
 export const stripKeyParam = (query: string | undefined): string | undefined => {
   if (query === undefined) return undefined
-  if (!query.includes("key")) return query
+  if (!mayHoldKey(query)) return query
   const kept = query.split("&").filter((s) => !isKeyParam(s))
   return kept.length === 0 ? undefined : kept.join("&")
 }

@@ -12,6 +12,7 @@ import {
   ANTHROPIC_BETA_DROP,
   clientKeyFor,
   connectionKeyDigest,
+  mayHoldKey,
   providerCredentialHeaders,
   splitPath,
   stripKeyParam
@@ -25,6 +26,7 @@ import {
 } from "./headers.js"
 import type { KeyResolver } from "./keys.js"
 import {
+  abortClient,
   type ClientResponse,
   classifyUpstreamError,
   type ErrorKind,
@@ -54,9 +56,20 @@ export interface ProxyContext {
 /** Bodies up to this size are gathered into one Buffer before dispatch: cheaper, and replayable on a retry. */
 const GATHER_LIMIT = 64 * 1024
 const MAX_ATTEMPTS = 3
+const IDEMPOTENT: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"])
+/** A socket error this soon after dispatch comes from a connection the upstream had closed, not from work. */
+const STALE_WINDOW_MS = 50
 
 let requestSeq = 0
 const nextRequestId = (): string => (++requestSeq).toString(36)
+
+/** A Host port: digits only (RFC 9110 `port = *DIGIT`), at most 65535; empty means the default. */
+const parsePort = (s: string, defaultPort: number): number | undefined => {
+  if (s.length === 0) return defaultPort
+  if (s.length > 5 || !/^\d+$/.test(s)) return undefined
+  const n = Number(s)
+  return n <= 65535 ? n : undefined
+}
 
 /** Host header value → lower-cased name without trailing dot, and port (listener default when absent). */
 export const parseHost = (value: string, defaultPort: number): { name: string; port: number } | undefined => {
@@ -69,17 +82,20 @@ export const parseHost = (value: string, defaultPort: number): { name: string; p
     const rest = value.slice(end + 1)
     if (rest.length > 0) {
       if (rest.charCodeAt(0) !== 58) return undefined
-      port = Number(rest.slice(1))
+      const p = parsePort(rest.slice(1), defaultPort)
+      if (p === undefined) return undefined
+      port = p
     }
   } else {
     const colon = value.lastIndexOf(":")
     if (colon === -1) name = value
     else {
       name = value.slice(0, colon)
-      port = Number(value.slice(colon + 1))
+      const p = parsePort(value.slice(colon + 1), defaultPort)
+      if (p === undefined) return undefined
+      port = p
     }
   }
-  if (!Number.isInteger(port) || port < 0 || port > 65535) return undefined
   name = name.toLowerCase()
   if (name.endsWith(".")) name = name.slice(0, -1)
   if (name.length === 0) return undefined
@@ -202,15 +218,20 @@ export const handleRequest = (
     req.pause()
     const limited = new BodyLimit(snapshot.maxRequestBodySize)
     req.on("error", (e) => limited.destroy(e))
+    req.once("aborted", () => limited.destroy(new Error("client aborted")))
     for (const chunk of chunks) limited.write(chunk)
     req.pipe(limited)
     exchange.limit = limited
     exchange.start(routed.identity, limited)
   }
-  const onEnd = () => exchange.start(routed.identity, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks))
+  const onEnd = () => {
+    // HTTP/2 emits 'end' after an abort too: a body the client never finished must not go upstream as complete
+    if (exchange.clientGone || (req as { aborted?: boolean }).aborted) return abortClient(res)
+    exchange.start(routed.identity, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks))
+  }
   req.on("data", onData)
   req.on("end", onEnd)
-  req.on("error", () => res.destroy())
+  req.on("error", () => abortClient(res))
 }
 
 /**
@@ -231,6 +252,9 @@ class Exchange implements Dispatcher.DispatchHandler {
   private current: Attempt | undefined
   private upstream: Upstream | undefined
   private resume: (() => void) | undefined
+  private dispatchedAt = 0
+  /** The client went away (HTTP/2 responses have no `destroyed`, so this is the one signal for both). */
+  clientGone = false
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -242,7 +266,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     private readonly path: string
   ) {
     res.on("close", () => {
-      if (!this.finished && this.abortUpstream !== undefined) this.abortUpstream(new Error("client closed"))
+      if (this.finished) return
+      this.clientGone = true
+      this.abortUpstream?.(new Error("client closed"))
     })
   }
 
@@ -271,7 +297,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   private dispatch(a: Attempt): void {
-    if (this.res.destroyed) return
+    if (this.clientGone) return
     this.current = a
     const p = a.identity.provider
     const snapshot = this.ctx.router().snapshot
@@ -287,7 +313,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       p.type === "anthropic" && fromCommand ? ANTHROPIC_BETA_DROP : undefined
     )
     let path = this.path
-    if (strip && path.includes("key")) {
+    if (strip && mayHoldKey(path)) {
       const { path: pathname, query } = splitPath(path)
       const q = stripKeyParam(query)
       path = q === undefined ? pathname : `${pathname}?${q}`
@@ -295,6 +321,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const upstream = this.ctx.pools.get(p, snapshot.timeouts)
     this.upstream = upstream
     upstream.inflight++
+    this.dispatchedAt = Date.now()
     try {
       upstream.dispatcher.dispatch(
         {
@@ -323,6 +350,8 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onConnect(abort: (err?: Error) => void): void {
     this.abortUpstream = abort
+    // the client may have gone while the upstream connection was being made
+    if (this.clientGone) abort(new Error("client closed"))
   }
 
   onHeaders(status: number, raw: Array<Buffer>, resume: () => void, statusText: string): boolean {
@@ -330,18 +359,33 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.responded = true
     this.ctx.health.connected(this.current!.identity.providerId)
     const res = this.res
-    if (res.destroyed) {
+    if (this.clientGone) {
       this.abortUpstream?.(new Error("client closed"))
       return false
     }
     this.resume = resume
     const headers = responseHeadersFromRaw(raw, this.upstream?.protocol ?? "http/1.1", this.isH2)
-    if (this.isH2) (res as http2.Http2ServerResponse).writeHead(status, headers as http2.OutgoingHttpHeaders)
-    else {
-      const h1 = res as http.ServerResponse
-      h1.sendDate = false
-      if (statusText) h1.writeHead(status, statusText, headers as Array<string>)
-      else h1.writeHead(status, headers as Array<string>)
+    try {
+      if (this.isH2) (res as http2.Http2ServerResponse).writeHead(status, headers as http2.OutgoingHttpHeaders)
+      else {
+        const h1 = res as http.ServerResponse
+        h1.sendDate = false
+        // undici decodes the reason phrase as UTF-8; relay it only when it is plain ASCII
+        if (statusText && /^[\t\x20-\x7e]*$/.test(statusText))
+          h1.writeHead(status, statusText, headers as Array<string>)
+        else h1.writeHead(status, headers as Array<string>)
+      }
+    } catch (err) {
+      // a head Node refuses to write: answer 502 rather than an empty reply
+      this.responded = false
+      this.ctx.log.log("warn", "upstream response head refused", {
+        request: this.requestId,
+        error: (err as Error).name
+      })
+      this.finished = true
+      this.abortUpstream?.(new Error("invalid response head"))
+      sendError(res, "badGateway")
+      return false
     }
     return true
   }
@@ -375,15 +419,22 @@ class Exchange implements Dispatcher.DispatchHandler {
         provider: a.identity.provider.index,
         code: classifyUpstreamError(err).code
       })
-      this.res.destroy()
+      abortClient(this.res)
       return
     }
-    if (this.res.destroyed) return
+    if (this.clientGone || this.finished) return
     if (this.limit?.exceeded) return sendError(this.res, "tooLarge", true)
     const c = classifyUpstreamError(err)
     if (c.connectFailure) this.ctx.health.connectFailed(a.identity.providerId)
     const replayable = this.body === null || Buffer.isBuffer(this.body)
-    if (replayable && this.attempts < MAX_ATTEMPTS && (c.connectFailure || isStaleConnectionError(err))) {
+    // A connection that never opened can be retried elsewhere. A socket error on an open connection is retried
+    // once, and for a non-idempotent request only when it failed at once (a stale pooled connection the upstream
+    // had already closed): a request the upstream may have started working on is never sent twice.
+    const stale =
+      isStaleConnectionError(err) &&
+      this.attempts === 1 &&
+      (IDEMPOTENT.has(this.req.method ?? "") || Date.now() - this.dispatchedAt < STALE_WINDOW_MS)
+    if (replayable && this.attempts < MAX_ATTEMPTS && (c.connectFailure || stale)) {
       // A stale pooled connection is retried on a fresh one; a provider that cannot be reached fails over.
       let next: Identity = a.identity
       if (c.connectFailure) {

@@ -129,6 +129,12 @@ export const buildUpstreamHeaders = (
 }
 
 /**
+ * Header bytes as a string Node writes back byte for byte: both its HTTP/1.1 writer (when the body goes out as
+ * Buffers, as here) and its HTTP/2 writer encode header strings as latin1, one byte per character.
+ */
+const headerString = (b: Buffer | string): string => (typeof b === "string" ? b : b.toString("latin1"))
+
+/**
  * Converts undici's raw response headers (Buffers or strings, flat pairs) into what the client gets:
  * a flat array for HTTP/1.1 (letter case kept) or a header object for HTTP/2 (lower-case names, repeated
  * headers as arrays). Hop-by-hop headers, including those the upstream named in `Connection`, are dropped.
@@ -141,8 +147,8 @@ export const responseHeadersFromRaw = (
   const pairs: Array<string> = []
   let named: Array<string> | undefined
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i].toString()
-    const value = raw[i + 1].toString()
+    const name = headerString(raw[i])
+    const value = headerString(raw[i + 1])
     const lname = lower(name)
     if (lname === "connection") {
       named = value.split(",").map((t) => t.trim().toLowerCase())

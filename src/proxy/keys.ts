@@ -5,6 +5,7 @@ import * as Redacted from "effect/Redacted"
 import type { KeySource } from "../config/types.js"
 
 export const COMMAND_TIMEOUT_MS = 5_000
+const HEADER_SAFE = /^[\t\x20-\x7e\x80-\xff]+$/
 const MAX_OUTPUT = 64 * 1024
 
 export class KeyCommandError extends Error {
@@ -52,7 +53,9 @@ export const runKeyCommand = (command: string, timeoutMs = COMMAND_TIMEOUT_MS): 
       if (code !== 0) return finish(new KeyCommandError("exit"))
       const key = Buffer.concat(chunks).toString("utf8").trim()
       if (key.length === 0) return finish(new KeyCommandError("empty"))
-      if (/[\r\n\0]/.test(key)) return finish(new KeyCommandError("invalid"))
+      // Only what an HTTP header value may carry (Node's rule): CR/LF/NUL, other controls or characters past
+      // U+00FF would make the upstream request throw.
+      if (!HEADER_SAFE.test(key)) return finish(new KeyCommandError("invalid"))
       finish(undefined, key)
     })
   })

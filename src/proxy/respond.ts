@@ -1,9 +1,26 @@
 // Responses the proxy itself produces (SPEC §9): short `text/plain` bodies, no internal detail, and the
 // HTTP status chosen in one place from the kind of failure.
 import type * as http from "node:http"
-import type * as http2 from "node:http2"
+import * as http2 from "node:http2"
 
 export type ClientResponse = http.ServerResponse | http2.Http2ServerResponse
+
+/** The client side is closed (HTTP/2 compatibility responses have no `destroyed`: look at the stream). */
+const isGone = (res: ClientResponse): boolean =>
+  "stream" in res ? res.stream === undefined || res.stream.destroyed : res.destroyed
+
+/**
+ * Ends a response that cannot be completed so that it cannot look complete: HTTP/1.1 closes the connection
+ * without a final chunk; HTTP/2 resets the stream with INTERNAL_ERROR (a plain destroy would send NO_ERROR).
+ */
+export const abortClient = (res: ClientResponse): void => {
+  if ("stream" in res) {
+    const stream = res.stream
+    if (stream !== undefined && !stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR)
+    return
+  }
+  res.destroy()
+}
 
 /** Every error the request path can answer with: its status and exact body. */
 export const Errors = {
@@ -32,8 +49,8 @@ export type ErrorKind = keyof typeof Errors
  * request framing is broken or the body was not read.
  */
 export const sendError = (res: ClientResponse, kind: ErrorKind, close = false): void => {
-  if (res.headersSent || res.destroyed) {
-    res.destroy()
+  if (res.headersSent || res.writableEnded || isGone(res)) {
+    abortClient(res)
     return
   }
   const [status, body] = Errors[kind]

@@ -203,13 +203,26 @@ const startWebSocket = (ctx: ProxyContext, hs: Handshake, sink: Sink): (() => vo
     }
 
     const socket = openUpstreamSocket(p, snapshot.timeouts, ["http/1.1"])
-    const req = http.request({
-      method: "GET",
-      path,
-      headers,
-      setHost: false,
-      createConnection: () => socket
-    })
+    let req: http.ClientRequest
+    try {
+      req = http.request({
+        method: "GET",
+        path,
+        headers,
+        setHost: false,
+        createConnection: () => socket
+      })
+    } catch (err) {
+      // a header Node refuses (e.g. a key with a character no header may carry): never a crash
+      socket.destroy()
+      ctx.log.log("warn", "upstream WebSocket request refused", {
+        ws: id,
+        provider: p.index,
+        error: (err as Error).name
+      })
+      if (settle()) sink.fail("upstreamAuth")
+      return
+    }
     current = { req, socket }
     let headTimer: NodeJS.Timeout | undefined
     socket.once(p.tls ? "secureConnect" : "connect", () => {
@@ -356,7 +369,8 @@ export const handleUpgrade = (ctx: ProxyContext, req: http.IncomingMessage, sock
         let text = `HTTP/1.1 101 ${res.statusMessage || "Switching Protocols"}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n`
         for (let i = 0; i < pairs.length; i += 2) text += `${pairs[i]}: ${pairs[i + 1]}\r\n`
         socket.setTimeout(0)
-        socket.write(text + "\r\n")
+        // header strings from Node's parser are latin1: write them back as such, byte for byte
+        socket.write(text + "\r\n", "latin1")
         // Bytes that came with either handshake go first; the rest follows through the pipes.
         if (upHead.length > 0) socket.write(upHead)
         if (head.length > 0) upSocket.write(head)
