@@ -142,7 +142,7 @@ const CONTROL = /[\u0000-\u001f\u007f]/
 export const checkSecret = (field: string, s: string): Effect.Effect<Redacted.Redacted<string>, Invalid> => {
   if (s.trim() === "") return invalid(field, "must not be empty")
   if (CONTROL.test(s)) return invalid(field, "must not contain control characters (CR, LF, NUL, ...)")
-  if (/[^\u0000-\u00ff]/.test(s)) return invalid(field, "must contain only characters allowed in an HTTP header")
+  if (/[\u0100-\uffff]/.test(s)) return invalid(field, "must contain only characters allowed in an HTTP header")
   // Surrounding blanks are never part of a key (HTTP trims header values), so they are dropped.
   return Effect.succeed(Redacted.make(s.trim()))
 }
