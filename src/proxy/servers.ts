@@ -87,15 +87,7 @@ export const makeProtocolServers = (
       maxConcurrentStreams: 256
     }
   })
-  h2.on("request", (req, res) => {
-    if (req.method === "CONNECT") {
-      if (extra.h2Connect) return extra.h2Connect(req, res)
-      res.writeHead(405)
-      res.end()
-      return
-    }
-    onRequest(req, res, false)
-  })
+  h2.on("request", (req, res) => onRequest(req, res, false))
   h2.on("checkContinue", (req, res) => onRequest(req, res, true))
   // Node's HTTP/2 compatibility layer emits CONNECT (and RFC 8441 extended CONNECT) as 'connect', never as
   // 'request'; without a listener it answers 405 itself.
