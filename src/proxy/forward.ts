@@ -152,7 +152,7 @@ export const handleRequest = (
     hostValue = typeof h === "string" ? h : undefined
   } else {
     if (info.hostCount > 1) return sendError(res, "multipleHost", true)
-    hostValue = req.headers.host
+    hostValue = info.host
   }
   if (hostValue === undefined || hostValue.length === 0) return sendError(res, "missingHost")
   const host = parseHost(hostValue, defaultPort)
@@ -181,7 +181,7 @@ export const handleRequest = (
       return sendError(res, "noHealthy")
   }
 
-  const lengthHeader = req.headers["content-length"]
+  const lengthHeader = isH2 ? req.headers["content-length"] : info.contentLength
   const contentLength = lengthHeader === undefined ? -1 : Number(lengthHeader)
   if (contentLength > snapshot.maxRequestBodySize) return sendError(res, "tooLarge", true)
   if (expectContinue) (res as http.ServerResponse).writeContinue()

@@ -31,6 +31,9 @@ export interface RequestHeadInfo {
   connectionTokens: ReadonlyArray<string> | undefined
   transferEncoding: string | undefined
   contentLengths: number
+  /** First `Host` and `Content-Length` values: read here so `req.headers` (built lazily by Node) is never needed. */
+  host: string | undefined
+  contentLength: string | undefined
   anthropicBeta: string | undefined
 }
 
@@ -54,6 +57,8 @@ export const scanRequestHeaders = (raw: ReadonlyArray<string>): RequestHeadInfo 
     connectionTokens: undefined,
     transferEncoding: undefined,
     contentLengths: 0,
+    host: undefined,
+    contentLength: undefined,
     anthropicBeta: undefined
   }
   for (let i = 0; i < raw.length; i += 2) {
@@ -62,6 +67,7 @@ export const scanRequestHeaders = (raw: ReadonlyArray<string>): RequestHeadInfo 
     switch (name) {
       case "host":
         info.hostCount++
+        info.host ??= value
         break
       case "authorization":
         info.authorization ??= value
@@ -88,6 +94,7 @@ export const scanRequestHeaders = (raw: ReadonlyArray<string>): RequestHeadInfo 
         break
       case "content-length":
         info.contentLengths++
+        info.contentLength ??= value
         break
       case "anthropic-beta":
         info.anthropicBeta = info.anthropicBeta === undefined ? value : `${info.anthropicBeta},${value}`
