@@ -93,6 +93,20 @@ const runProxy = (config: string, override: SnapshotOverride, pidFile: string | 
     }).pipe(Effect.provide(Main.cli(config, override)), Effect.scoped)
   }).pipe(Effect.tapError((e) => Effect.sync(() => reportToParent({ ok: false, reason: e.message }))))
 
+/**
+ * Last line of defence for a long-running proxy: an error that escapes one connection's callbacks is logged
+ * (name and message only, never a value) and the process keeps serving everyone else, instead of Node's
+ * default of exiting. No known path reaches it; it exists so that an unknown one cannot take the proxy down.
+ */
+const installSafetyNet = (): void => {
+  const report = (kind: string) => (err: unknown) => {
+    const e = err instanceof Error ? err : new Error(String(err))
+    logger.log("error", `${kind} (kept running)`, { error: e.name, message: e.message.slice(0, 200) })
+  }
+  process.on("unhandledRejection", report("unhandled rejection"))
+  process.on("uncaughtException", report("uncaught exception"))
+}
+
 const start = Command.make(
   "start",
   {
@@ -104,6 +118,7 @@ const start = Command.make(
   ({ config, pidFile, enableHealthCheck, logFormat }) =>
     Effect.gen(function* () {
       setLogger(makeLogger(logFormat))
+      installSafetyNet()
       const override: SnapshotOverride = (c) =>
         enableHealthCheck ? { ...c, healthCheck: { ...c.healthCheck, enabled: true } } : c
       const pid = Option.getOrUndefined(pidFile)
