@@ -197,6 +197,10 @@ providers:
     u.inflight = 0
     pools.sweep(5_000)
     expect(pools.size).toBe(0)
+    // a closed pool is never handed out again, even to the provider object that cached it
+    const fresh = pools.get(snapshot.providers[0], snapshot.timeouts)
+    expect(fresh).not.toBe(u)
+    expect(fresh.closed).toBe(false)
     await pools.closeAll()
   })
 })

@@ -16,6 +16,8 @@ export interface Upstream {
   protocol: "h2" | "http/1.1"
   lastUsed: number
   inflight: number
+  /** Set when the sweep closed it: a cached reference must not be used any more. */
+  closed: boolean
 }
 
 const isIp = (host: string): boolean => /^[\d.]+$/.test(host) || host.includes(":")
@@ -27,9 +29,16 @@ export const originOf = (p: ProviderConfig): string => {
 
 export class UpstreamPools {
   private readonly pools = new Map<string, Upstream>()
+  /** Per provider object (immutable, one per snapshot): skips building the key string on every request. */
+  private readonly byProvider = new WeakMap<ProviderConfig, { readonly t: Timeouts; readonly u: Upstream }>()
 
   /** The upstream for a provider under the given time-outs, created on first use. */
   get(p: ProviderConfig, t: Timeouts): Upstream {
+    const cached = this.byProvider.get(p)
+    if (cached !== undefined && cached.t === t && !cached.u.closed) {
+      cached.u.lastUsed = Date.now()
+      return cached.u
+    }
     const origin = originOf(p)
     const key = `${origin}|${p.http2}|${p.caFile ?? ""}|${t.connectMs}|${t.tlsHandshakeMs}|${t.responseHeaderMs}|${t.idleMs}`
     let u = this.pools.get(key)
@@ -38,6 +47,7 @@ export class UpstreamPools {
       this.pools.set(key, u)
     }
     u.lastUsed = Date.now()
+    this.byProvider.set(p, { t, u })
     return u
   }
 
@@ -54,7 +64,8 @@ export class UpstreamPools {
       dispatcher: undefined as unknown as Dispatcher,
       protocol: p.http2 === true && !p.tls ? "h2" : "http/1.1",
       lastUsed: Date.now(),
-      inflight: 0
+      inflight: 0,
+      closed: false
     }
     if (!p.tls && p.http2 === true) {
       const dispatcher = new H2CClient(origin, {
@@ -108,6 +119,7 @@ export class UpstreamPools {
     const now = Date.now()
     for (const [key, u] of this.pools) {
       if (u.inflight === 0 && now - u.lastUsed > idleMs) {
+        u.closed = true
         this.pools.delete(key)
         u.dispatcher.close().catch(() => undefined)
       }
@@ -121,6 +133,7 @@ export class UpstreamPools {
   /** Closes every pool (at shutdown, after in-flight work has drained or the grace period is over). */
   async closeAll(): Promise<void> {
     const all = [...this.pools.values()]
+    for (const u of all) u.closed = true
     this.pools.clear()
     await Promise.all(all.map((u) => u.dispatcher.destroy().catch(() => undefined)))
   }
