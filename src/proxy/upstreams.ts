@@ -2,8 +2,9 @@
 // time-outs). HTTP/1.1 pools keep connections alive; HTTP/2 connections (ALPN over TLS, or h2c prior knowledge)
 // multiplex streams. Pools unused for a while are closed by `sweep`.
 import * as tls from "node:tls"
-import { buildConnector, Client, type Dispatcher, H2CClient, Pool } from "undici"
+import type { Dispatcher, Client as UndiciClient } from "undici"
 import type { ProviderConfig, Timeouts } from "../config/types.js"
+import { buildConnector, Client, H2CClient, Pool } from "./undici.js"
 
 /** Streams per HTTP/2 upstream connection (a Node h2 server allows 100 by default). */
 const H2_STREAMS = 100
@@ -94,8 +95,8 @@ export class UpstreamPools {
       factory: (o, opts) => {
         // Each connection learns its protocol from ALPN: an h2 connection may carry many streams at once,
         // an HTTP/1.1 one exactly one request at a time (no pipelining: LLM answers are long).
-        const client: Client = new Client(o, {
-          ...(opts as Client.Options),
+        const client: UndiciClient = new Client(o, {
+          ...(opts as UndiciClient.Options),
           connect: (options, cb) =>
             base(options, (err, socket) => {
               if (err === null && (socket as tls.TLSSocket).alpnProtocol === "h2") {

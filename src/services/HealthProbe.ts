@@ -4,10 +4,10 @@
 import * as net from "node:net"
 import * as tls from "node:tls"
 import * as Effect from "effect/Effect"
-import { Client } from "undici"
 import type { ConfigSnapshot, ProviderConfig } from "../config/types.js"
 import { providerCredentialHeaders } from "../proxy/credentials.js"
 import type { KeyResolver } from "../proxy/keys.js"
+import { Client } from "../proxy/undici.js"
 import { originOf } from "../proxy/upstreams.js"
 
 /** One active check of one provider: succeeds with true when healthy. Never fails. */

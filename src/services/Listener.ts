@@ -109,6 +109,29 @@ export const makeProxyContext = Effect.gen(function* () {
   return ctx
 })
 
+// Connection fibers run on the bare default runtime (no services, no fiber refs to copy) and join the FiberSet:
+// they only wait for the socket to close, and a fiber forked from the layer's full runtime costs ~4 KiB more
+// per connection (measured: ~40 MiB at 10,000 idle connections).
+const forkBare = Runtime.runFork(Runtime.defaultRuntime)
+
+/**
+ * Runs a connection as a supervised fiber in `fibers`: it ends when the socket closes, and interrupting it (the
+ * FiberSet's release, at the end of a drain) destroys the socket. The socket is destroyed by an observer of the
+ * fiber's exit rather than by an interruption handler inside it: the handler's frames (an uninterruptible
+ * region and its callbacks) cost ~1.6 KiB per connection, ~16 MiB at 10,000 idle connections (measured).
+ * Destroying a socket that closed by itself does nothing.
+ */
+export const superviseSocket = (fibers: FiberSet.FiberSet<void, never>, socket: net.Socket): void => {
+  const fiber = forkBare(
+    Effect.async<void>((resume) => {
+      if (socket.destroyed) resume(Effect.void)
+      else socket.once("close", () => resume(Effect.void))
+    })
+  )
+  fiber.addObserver(() => socket.destroy())
+  FiberSet.unsafeAdd(fibers, fiber)
+}
+
 interface Port {
   readonly key: string
   /** The server holding the listening socket (`server` itself, or one inherited from an upgrade). */
@@ -136,25 +159,8 @@ export const make = Effect.gen(function* () {
   const ctx = yield* makeProxyContext
   const extra: ExtraHandlers = makeExtraHandlers(ctx)
   const fibers = yield* FiberSet.make<void, never>()
-  // Connection fibers run on the bare default runtime (no services, no fiber refs to copy) and join the FiberSet:
-  // they only wait for the socket to close, and a fiber forked from the layer's full runtime costs ~4 KiB more
-  // per connection (measured: ~40 MiB at 10,000 idle connections).
-  const forkBare = Runtime.runFork(Runtime.defaultRuntime)
-  const run = (effect: Effect.Effect<void>): void => {
-    FiberSet.unsafeAdd(fibers, forkBare(effect))
-  }
   const scope = yield* Effect.scope
-
-  /** One supervised fiber per connection: ends when the socket closes; interrupting it destroys the socket. */
-  const supervise = (socket: net.Socket): void => {
-    run(
-      Effect.async<void>((resume) => {
-        if (socket.destroyed) return resume(Effect.void)
-        socket.once("close", () => resume(Effect.void))
-        return Effect.sync(() => socket.destroy())
-      })
-    )
-  }
+  const supervise = (socket: net.Socket): void => superviseSocket(fibers, socket)
 
   /** Listening ports by key; `retired` are ports a reload removed whose connections are still draining. */
   const ports = new Map<string, Port>()
