@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import WebSocket from "ws"
 import { parseConfig } from "../src/config/load.js"
 import { h1 } from "./support/http.js"
-import { type RunningProxy, startProxy } from "./support/proxy.js"
+import { logLines, type RunningProxy, startProxy } from "./support/proxy.js"
 
 /** Requests the test upstream saw: method, url, headers, body length. */
 const seen: Array<{ method: string; url: string; headers: http.IncomingHttpHeaders; bytes: number }> = []
@@ -28,6 +28,12 @@ beforeAll(async () => {
         res.writeHead(200, { "content-length": "1000" })
         res.write("x".repeat(10))
         setTimeout(() => req.socket.destroy(), 50)
+        return
+      }
+      if (req.url === "/open-stream") {
+        // one event, then the stream stays open (a long generation)
+        res.writeHead(200, { "content-type": "text/event-stream" })
+        res.write("data: first\n\n")
         return
       }
       if (req.url === "/crash-after-read") {
@@ -74,6 +80,33 @@ afterAll(async () => {
 const h2session = () => http2.connect(`http://127.0.0.1:${proxy.httpPort}`)
 
 describe("robustness", () => {
+  it("a client leaving mid-stream aborts the upstream and is logged as that, not as an upstream failure", async () => {
+    const from = logLines.length
+    const upstreamClosed = new Promise<void>((resolve) => {
+      upstream.once("request", (req: http.IncomingMessage) => req.socket.once("close", () => resolve()))
+    })
+    const sock = net.connect(proxy.httpPort!, "127.0.0.1")
+    sock.write("GET /open-stream HTTP/1.1\r\nhost: r.test\r\n\r\n")
+    await new Promise<void>((resolve) => {
+      let got = ""
+      sock.on("data", (d: Buffer) => {
+        got += d.toString("latin1")
+        if (got.includes("data: first")) resolve()
+      })
+    })
+    sock.destroy()
+    await upstreamClosed // the proxy gave up the upstream request at once
+    await sleep(50)
+    const lines = logLines.slice(from)
+    expect(lines.some((l) => l.includes("DEBUG client closed mid-response"))).toBe(true)
+    expect(lines.some((l) => l.includes("upstream failed mid-response"))).toBe(false)
+    // a real upstream failure mid-response is still a warning
+    const r = await h1(proxy.httpPort!, { host: "r.test", path: "/truncated" }).catch(() => undefined)
+    expect(r?.status === 200 && r.text.length === 1000).toBe(false)
+    await sleep(100)
+    expect(logLines.slice(from).some((l) => l.includes("WARN upstream failed mid-response"))).toBe(true)
+  })
+
   it("a config key with a character no HTTP header may carry is refused at load", async () => {
     const r = await Effect.runPromise(
       Effect.either(

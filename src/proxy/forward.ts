@@ -412,6 +412,15 @@ class Exchange implements Dispatcher.DispatchHandler {
   onError(err: Error): void {
     this.done()
     const a = this.current!
+    if (this.responded && this.clientGone) {
+      // The client left mid-response (a cancelled generation, a closed tab): the upstream request was aborted on
+      // purpose. Not an upstream failure, so not a warning (and no stderr write per cancelled stream).
+      this.ctx.log.log("debug", "client closed mid-response", {
+        request: this.requestId,
+        provider: a.identity.provider.index
+      })
+      return
+    }
     if (this.responded) {
       // The response has begun: abort it so a truncated answer never looks complete (SPEC §5).
       this.ctx.log.log("warn", "upstream failed mid-response", {
