@@ -120,6 +120,15 @@ class BodyLimit extends Transform {
   }
 }
 
+interface RetryInfo {
+  readonly router: Router
+  readonly hostName: string
+  readonly port: number
+  readonly url: string
+  readonly keyFor: (type: ProviderType) => string | undefined
+  readonly digest: (key: string) => Buffer
+}
+
 interface Attempt {
   readonly identity: Identity
   readonly key: Redacted.Redacted<string> | undefined
@@ -192,10 +201,7 @@ export const handleRequest = (
     : contentLength > 0 || info.transferEncoding !== undefined
 
   const exchange = new Exchange(ctx, req, res, isH2, info, requestId, routed.path)
-  exchange.retryRoute = (excluded) => {
-    const r = router.route(host.name, host.port, url, keyFor, excluded, digest)
-    return r._tag === "Ok" ? r.identity : undefined
-  }
+  exchange.retry = { router, hostName: host.name, port: host.port, url, keyFor, digest }
   if (!hasBody) return exchange.start(routed.identity, null)
   if (contentLength > GATHER_LIMIT) return exchange.start(routed.identity, req)
   // Small bodies (and bodies of unknown length, until they prove large) are gathered into one Buffer:
@@ -242,7 +248,8 @@ export const handleRequest = (
  */
 class Exchange implements Dispatcher.DispatchHandler {
   limit: BodyLimit | undefined
-  retryRoute: ((excluded: ReadonlySet<string>) => Identity | undefined) | undefined
+  /** What routing this request again (fail-over to another provider) needs. */
+  retry: RetryInfo | undefined
   private abortUpstream: ((err?: Error) => void) | undefined
   private attempts = 0
   private responded = false
@@ -449,7 +456,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       if (c.connectFailure) {
         this.excluded ??= new Set()
         this.excluded.add(a.identity.providerId)
-        const alt = this.retryRoute?.(this.excluded)
+        const alt = this.routeAgain(this.excluded)
         if (alt === undefined) return this.fail(c.kind, err)
         next = alt
       }
@@ -458,6 +465,13 @@ class Exchange implements Dispatcher.DispatchHandler {
       return
     }
     this.fail(c.kind, err)
+  }
+
+  private routeAgain(excluded: ReadonlySet<string>): Identity | undefined {
+    const r = this.retry
+    if (r === undefined) return undefined
+    const routed = r.router.route(r.hostName, r.port, r.url, r.keyFor, excluded, r.digest)
+    return routed._tag === "Ok" ? routed.identity : undefined
   }
 
   private fail(kind: ErrorKind, err: Error): void {
