@@ -53,11 +53,20 @@ const sseStreams = quick ? 5 : 20
 const idleConns = 10000
 const wsConns = 1000
 
-const ALL_TARGETS = ["direct", "openproxy", "openproxy-w2", "lean-floor", "nginx", "http-proxy", "fastify-proxy"]
+const ALL_TARGETS = [
+  "direct",
+  "openproxy",
+  "openproxy-w2",
+  "lean-floor",
+  "node-http",
+  "nginx",
+  "http-proxy",
+  "fastify-proxy"
+]
 // Run only when named in --targets.
 const EXTRA_TARGETS = ["openproxy-noflags"]
 const wanted = new Set(opt("targets", ALL_TARGETS.join(",")).split(","))
-// "Best Node proxy" as issue 6 defines it. The lean floor is a reference, not a competitor.
+// "Best Node proxy" as issue 6 defines it. The lean floor and node:http alone are references, not competitors.
 const NODE_PROXIES = ["http-proxy", "fastify-proxy"]
 // The V8 flags of openproxy's bin (its shebang); the lean floor runs with the same ones.
 const OPENPROXY_V8_FLAGS = ["--single-threaded-gc"]
@@ -270,7 +279,21 @@ const main = async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "openproxy-bench-"))
   const tls = await makeCert(tmp)
   const ports = {}
-  for (const k of ["up", "upTls", "stream", "op", "opTls", "op2", "opNf", "lean", "ngx", "ngxTls", "hp", "fp"])
+  for (const k of [
+    "up",
+    "upTls",
+    "stream",
+    "op",
+    "opTls",
+    "op2",
+    "opNf",
+    "lean",
+    "nodeHttp",
+    "ngx",
+    "ngxTls",
+    "hp",
+    "fp"
+  ])
     ports[k] = await freePort()
 
   // Upstreams on the load generator's core.
@@ -330,6 +353,11 @@ const main = async () => {
     "lean-floor": {
       port: ports.lean,
       argv: ["node", ...OPENPROXY_V8_FLAGS, "bench/proxies/lean-floor.mjs", String(ports.lean), String(ports.up)],
+      cpu: PROXY_CPU
+    },
+    "node-http": {
+      port: ports.nodeHttp,
+      argv: ["node", ...OPENPROXY_V8_FLAGS, "bench/proxies/node-http.mjs", String(ports.nodeHttp)],
       cpu: PROXY_CPU
     },
     nginx: {
@@ -607,6 +635,7 @@ const LABEL = {
   "openproxy-w2": "openproxy (workers: 2)",
   "openproxy-noflags": "openproxy, node without V8 flags",
   "lean-floor": "lean floor (node:http + undici)",
+  "node-http": "node:http alone, no upstream (reference)",
   nginx: "nginx (1 worker)",
   "http-proxy": "http-proxy",
   "fastify-proxy": "@fastify/http-proxy"
