@@ -30,6 +30,18 @@ beforeAll(async () => {
         setTimeout(() => req.socket.destroy(), 50)
         return
       }
+      if (req.url === "/reason-custom") {
+        res.writeHead(200, "Fine Thanks", { "content-length": "2" })
+        res.end("ok")
+        return
+      }
+      if (req.url === "/reason-nonascii") {
+        // a reason phrase with a byte outside ASCII: not relayed, Node's own phrase is sent instead
+        req.socket.end(
+          Buffer.from("HTTP/1.1 200 D\xe9j\xe0 vu\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok", "latin1")
+        )
+        return
+      }
       if (req.url === "/open-stream") {
         // one event, then the stream stays open (a long generation)
         res.writeHead(200, { "content-type": "text/event-stream" })
@@ -80,6 +92,20 @@ afterAll(async () => {
 const h2session = () => http2.connect(`http://127.0.0.1:${proxy.httpPort}`)
 
 describe("robustness", () => {
+  it("the upstream's reason phrase reaches an HTTP/1.1 client when it is plain ASCII", async () => {
+    const phrase = (path: string) =>
+      new Promise<string>((resolve, reject) => {
+        const r = http.get({ port: proxy.httpPort!, host: "127.0.0.1", path, headers: { host: "r.test" } }, (res) => {
+          res.resume()
+          resolve(res.statusMessage ?? "")
+        })
+        r.on("error", reject)
+      })
+    expect(await phrase("/reason-custom")).toBe("Fine Thanks")
+    expect(await phrase("/plain")).toBe("OK")
+    expect(await phrase("/reason-nonascii")).toBe("OK")
+  })
+
   it("a client leaving mid-stream aborts the upstream and is logged as that, not as an upstream failure", async () => {
     const from = logLines.length
     const upstreamClosed = new Promise<void>((resolve) => {

@@ -2,6 +2,7 @@
 // stream the answer back, with backpressure both ways. Plain callbacks, no Effect per request: Effect owns
 // the lifecycle around it (listeners, pools, config), never the bytes (ARCHITECTURE "Keep bytes out of Effect").
 import type * as http from "node:http"
+import { STATUS_CODES } from "node:http"
 import type * as http2 from "node:http2"
 import { type Readable, Transform, type TransformCallback } from "node:stream"
 import type * as Redacted from "effect/Redacted"
@@ -71,8 +72,19 @@ const parsePort = (s: string, defaultPort: number): number | undefined => {
   return n <= 65535 ? n : undefined
 }
 
+/** The last Host value parsed and its result: nearly every request of a deployment carries the same one. */
+let lastHost: { value: string; defaultPort: number; parsed: { name: string; port: number } | undefined } | undefined
+
 /** Host header value → lower-cased name without trailing dot, and port (listener default when absent). */
 export const parseHost = (value: string, defaultPort: number): { name: string; port: number } | undefined => {
+  const last = lastHost
+  if (last !== undefined && last.value === value && last.defaultPort === defaultPort) return last.parsed
+  const parsed = parseHostUncached(value, defaultPort)
+  lastHost = { value, defaultPort, parsed: parsed === undefined ? undefined : Object.freeze(parsed) }
+  return parsed
+}
+
+const parseHostUncached = (value: string, defaultPort: number): { name: string; port: number } | undefined => {
   let name: string
   let port = defaultPort
   if (value.charCodeAt(0) === 91 /* [ */) {
@@ -377,8 +389,10 @@ class Exchange implements Dispatcher.DispatchHandler {
       else {
         const h1 = res as http.ServerResponse
         h1.sendDate = false
-        // undici decodes the reason phrase as UTF-8; relay it only when it is plain ASCII
-        if (statusText && /^[\t\x20-\x7e]*$/.test(statusText))
+        // undici decodes the reason phrase as UTF-8; relay it only when it is plain ASCII (Node's own phrase for
+        // the status, the usual case, needs no check)
+        if (statusText === STATUS_CODES[status]) h1.writeHead(status, headers as Array<string>)
+        else if (statusText && /^[\t\x20-\x7e]*$/.test(statusText))
           h1.writeHead(status, statusText, headers as Array<string>)
         else h1.writeHead(status, headers as Array<string>)
       }

@@ -135,6 +135,12 @@ export const buildUpstreamHeaders = (
   return out
 }
 
+/** Lengths of the names in RESPONSE_HOP_BY_HOP (te, trailer/upgrade, connection/keep-alive, ...). */
+const HOP_BY_HOP_LENGTHS: ReadonlySet<number> = new Set([...RESPONSE_HOP_BY_HOP].map((n) => n.length))
+
+/** False when `name` cannot be a hop-by-hop header (nor `Connection`) by its length alone. */
+const mayBeHopByHop = (name: string): boolean => HOP_BY_HOP_LENGTHS.has(name.length) || name.charCodeAt(0) === 58
+
 /**
  * Header bytes as a string Node writes back byte for byte: both its HTTP/1.1 writer (when the body goes out as
  * Buffers, as here) and its HTTP/2 writer encode header strings as latin1, one byte per character.
@@ -156,9 +162,20 @@ export const responseHeadersFromRaw = (
   for (let i = 0; i < raw.length; i += 2) {
     const name = headerString(raw[i])
     const value = headerString(raw[i + 1])
+    if (!forHttp2 && !mayBeHopByHop(name)) {
+      // HTTP/1.1 out, a name of no hop-by-hop length (most of them): relayed as is, no lower-casing.
+      pairs.push(name, value)
+      continue
+    }
     const lname = lower(name)
     if (lname === "connection") {
-      named = value.split(",").map((t) => t.trim().toLowerCase())
+      // Usually `keep-alive` or `close`: nothing more to drop then (keep-alive is hop-by-hop already).
+      for (const token of value.split(",")) {
+        const t = token.trim().toLowerCase()
+        if (t.length === 0 || t === "close" || RESPONSE_HOP_BY_HOP.has(t)) continue
+        named ??= []
+        named.push(t)
+      }
       continue
     }
     if (RESPONSE_HOP_BY_HOP.has(lname) || lname.charCodeAt(0) === 58) continue
