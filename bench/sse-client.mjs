@@ -1,5 +1,7 @@
 // Scenario 4 client: opens N server-sent-event streams one after another over raw sockets and measures time to first
-// event, total time, and whether events arrived batched (one socket read holding several events).
+// event, total time (to the last event), and whether events arrived batched (one socket read holding several
+// events). Each reply is read to its end (the last chunk) before the socket closes, as the SDKs do: a client that
+// leaves earlier makes a proxy cancel the upstream request, which is what a cancelled generation should cost.
 // Usage: node bench/sse-client.mjs --port P [--host NAME] [--n 20] [--events 200] [--interval 5] [--key K] [--timeout-ms 15000]
 // Prints one JSON line: { ttfe_us: [...], total_us: [...], reads_single, reads_multi, events, errors }.
 import net from "node:net"
@@ -37,6 +39,7 @@ const stream = () =>
     let tail = ""
     let seen = 0
     let ttfe = null
+    let lastEvent = null
     let readsSingle = 0
     let readsMulti = 0
     let status = null
@@ -71,23 +74,32 @@ const stream = () =>
       const text = tail + data
       const found = countOf(text, '{"i":') - countOf(tail, '{"i":')
       tail = text.slice(-8)
+      if (seen >= events) {
+        // all events are in: read the reply to its end (the last chunk), as the SDKs do, then close
+        if (text.endsWith("0\r\n\r\n")) finish()
+        return
+      }
       if (found === 0) return
       if (ttfe === null) ttfe = now
       if (found === 1) readsSingle++
       else readsMulti++
       seen += found
       if (seen >= events) {
-        clearTimeout(timer)
-        sock.destroy()
-        resolve({
-          ttfe_us: Number(ttfe - t0) / 1000,
-          total_us: Number(now - t0) / 1000,
-          reads_single: readsSingle,
-          reads_multi: readsMulti,
-          events: seen
-        })
+        lastEvent = now
+        if (text.endsWith("0\r\n\r\n")) finish()
       }
     })
+    const finish = () => {
+      clearTimeout(timer)
+      sock.destroy()
+      resolve({
+        ttfe_us: Number(ttfe - t0) / 1000,
+        total_us: Number(lastEvent - t0) / 1000,
+        reads_single: readsSingle,
+        reads_multi: readsMulti,
+        events: seen
+      })
+    }
     sock.on("error", (e) => {
       clearTimeout(timer)
       reject(e)
@@ -95,6 +107,7 @@ const stream = () =>
     sock.on("close", () => {
       clearTimeout(timer)
       if (seen < events) reject(new Error(`closed after ${seen} events (status ${status})`))
+      else finish()
     })
   })
 
