@@ -69,7 +69,7 @@ const wanted = new Set(opt("targets", ALL_TARGETS.join(",")).split(","))
 // "Best Node proxy" as issue 6 defines it. The lean floor and node:http alone are references, not competitors.
 const NODE_PROXIES = ["http-proxy", "fastify-proxy"]
 // The V8 flags of openproxy's bin (its shebang); the lean floor runs with the same ones.
-const OPENPROXY_V8_FLAGS = ["--single-threaded-gc"]
+const OPENPROXY_V8_FLAGS = JSON.parse(fs.readFileSync(new URL("../src/v8flags.json", import.meta.url), "utf8"))
 const LOAD_CPU = "1"
 const PROXY_CPU = "0"
 const UPSTREAM_KEY = "sk-upstream"

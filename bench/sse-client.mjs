@@ -3,7 +3,8 @@
 // events). Each reply is read to its end (the last chunk) before the socket closes, as the SDKs do: a client that
 // leaves earlier makes a proxy cancel the upstream request, which is what a cancelled generation should cost.
 // Usage: node bench/sse-client.mjs --port P [--host NAME] [--n 20] [--events 200] [--interval 5] [--key K] [--timeout-ms 15000]
-// Prints one JSON line: { ttfe_us: [...], total_us: [...], reads_single, reads_multi, events, errors }.
+// Prints one JSON line: { ttfe_us: [...], total_us: [...], reads_single, reads_multi, multi_at: [{ stream, event,
+// events, gap_ms }], events, errors }.
 import net from "node:net"
 
 const arg = (name, dflt) => {
@@ -40,6 +41,8 @@ const stream = () =>
     let seen = 0
     let ttfe = null
     let lastEvent = null
+    let lastRead = null
+    const multiAt = []
     let readsSingle = 0
     let readsMulti = 0
     let status = null
@@ -82,8 +85,13 @@ const stream = () =>
       if (found === 0) return
       if (ttfe === null) ttfe = now
       if (found === 1) readsSingle++
-      else readsMulti++
+      else {
+        readsMulti++
+        // where: the event index and how long since the previous read (a stall holds events back)
+        multiAt.push({ event: seen, events: found, gap_ms: lastRead === null ? null : Number(now - lastRead) / 1e6 })
+      }
       seen += found
+      lastRead = now
       if (seen >= events) {
         lastEvent = now
         if (text.endsWith("0\r\n\r\n")) finish()
@@ -97,6 +105,7 @@ const stream = () =>
         total_us: Number(lastEvent - t0) / 1000,
         reads_single: readsSingle,
         reads_multi: readsMulti,
+        multi_at: multiAt,
         events: seen
       })
     }
@@ -111,7 +120,7 @@ const stream = () =>
     })
   })
 
-const out = { ttfe_us: [], total_us: [], reads_single: 0, reads_multi: 0, events: 0, errors: [] }
+const out = { ttfe_us: [], total_us: [], reads_single: 0, reads_multi: 0, multi_at: [], events: 0, errors: [] }
 // One untimed stream first, so connection set-up and JIT warm-up do not land in the figures.
 await stream().catch((e) => out.errors.push(`warm-up: ${e.message}`))
 for (let i = 0; i < n; i++) {
@@ -121,6 +130,7 @@ for (let i = 0; i < n; i++) {
     out.total_us.push(r.total_us)
     out.reads_single += r.reads_single
     out.reads_multi += r.reads_multi
+    for (const m of r.multi_at) out.multi_at.push({ stream: i + 1, ...m })
     out.events += r.events
   } catch (e) {
     out.errors.push(e.message)

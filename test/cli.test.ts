@@ -92,3 +92,19 @@ describe("openproxy check / start with bad configs", () => {
     expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/)
   })
 })
+
+describe("the built bin", () => {
+  it("starts Node with the proxy's V8 flags (shebang), the same ones cluster workers and upgrades get", async () => {
+    const { readFile } = await import("node:fs/promises")
+    const { PROCESS_V8_FLAGS, proxyExecArgv } = await import("../src/v8flags.js")
+    const first = (await readFile("dist/main.js", "utf8")).split("\n")[0]
+    expect(first).toBe(`#!/usr/bin/env -S node ${PROCESS_V8_FLAGS.join(" ")}`)
+    expect(PROCESS_V8_FLAGS).toContain("--memory-reducer-single-gc")
+    // a flag already given (with another value) is not repeated
+    expect(proxyExecArgv(["--single-threaded-gc", "--inspect"])).toEqual([
+      "--single-threaded-gc",
+      "--inspect",
+      ...PROCESS_V8_FLAGS.filter((f) => f !== "--single-threaded-gc")
+    ])
+  })
+})
