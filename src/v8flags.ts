@@ -6,6 +6,10 @@
 // memory reducer shrinks the heap with full collections; by default it runs up to three in a row, and the later
 // ones cost pauses of 7–8 ms that held back SSE events (benchmark scenario 4: batched reads). One collection
 // gives most of the shrinking (committed heap 21.8 → 14.8 MB, the next two only → 13.0 MB) with a ~2 ms pause.
+// `--v8-pool-size=1`: one V8 helper thread instead of four (with the GC single-threaded, what is left for them is
+// background compilation). With four, some starts left ~10 MiB resident in one helper thread's malloc arena
+// (2 of 6 starts: idle RSS 88 MiB instead of 71–79; `/proc/PID/smaps`); with one, 0 of 8 starts, and no change
+// in throughput or latency in an A/B run.
 // The flags must be given at process start: the `openproxy` bin's shebang carries them, and cluster workers and
 // upgraded processes are started with them. A larger young generation (`--max-semi-space-size`) was measured
 // too: no throughput gained, ~75 MiB more RSS with 10,000 connections, so it is not used.
