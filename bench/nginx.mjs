@@ -47,6 +47,12 @@ const temps = (dir, name) => `
   keepalive_requests 100000000;
 `
 
+/** A server block's listeners: the plain port and the TLS + HTTP/2 port with the run's certificate. */
+const listenTlsAndPlain = ({ port, tlsPort, cert, key }) => `    listen 127.0.0.1:${port} backlog=4096;
+    listen 127.0.0.1:${tlsPort} ssl http2 backlog=4096;
+    ssl_certificate ${cert};
+    ssl_certificate_key ${key};`
+
 /** The upstream: answers every request with the fixed 1 KiB JSON (plain port and TLS h2 port). */
 export const writeUpstreamConf = ({ dir, port, tlsPort, cert, key }) => {
   const body = replyJson(1024)
@@ -56,10 +62,7 @@ ${temps(dir, "upstream")}
   client_body_buffer_size 128k;
   client_max_body_size 10m;
   server {
-    listen 127.0.0.1:${port} backlog=4096;
-    listen 127.0.0.1:${tlsPort} ssl http2 backlog=4096;
-    ssl_certificate ${cert};
-    ssl_certificate_key ${key};
+${listenTlsAndPlain({ port, tlsPort, cert, key })}
     location / {
       default_type application/json;
       return 200 '${body}';
@@ -86,10 +89,7 @@ ${temps(dir, "nginx-proxy")}
     keepalive_timeout 300s;
   }
   server {
-    listen 127.0.0.1:${port} backlog=4096;
-    listen 127.0.0.1:${tlsPort} ssl http2 backlog=4096;
-    ssl_certificate ${cert};
-    ssl_certificate_key ${key};
+${listenTlsAndPlain({ port, tlsPort, cert, key })}
     location / {
       proxy_pass http://up;
       proxy_http_version 1.1;
