@@ -299,3 +299,33 @@ describe("anthropic: the provider key in the client's form (SPEC §4)", () => {
     expect(beta()).toEqual(["anthropic-beta: oauth-2025-04-20"])
   })
 })
+
+describe("deliberate differences (README)", () => {
+  it("a small chunked request body goes upstream whole, with Content-Length and no Transfer-Encoding", async () => {
+    const body = '{"model":"m","input":"hello"}'
+    const reply = await new Promise<string>((resolve, reject) => {
+      const s = net.connect(proxy.httpPort!, "127.0.0.1")
+      let got = ""
+      s.on("data", (c: Buffer) => {
+        got += c.toString("latin1")
+        if (got.endsWith("\r\n\r\nok")) {
+          s.destroy()
+          resolve(got)
+        }
+      })
+      s.on("error", reject)
+      const half = body.length >> 1
+      const chunk = (t: string) => `${t.length.toString(16)}\r\n${t}\r\n`
+      s.write(
+        "POST /v1/responses HTTP/1.1\r\nHost: openai.test\r\nAuthorization: Bearer ck\r\n" +
+          `Transfer-Encoding: chunked\r\n\r\n${chunk(body.slice(0, half))}${chunk(body.slice(half))}0\r\n\r\n`
+      )
+    })
+    expect(reply.startsWith("HTTP/1.1 200 ")).toBe(true)
+    const head = lines()
+    expect(head.filter((l) => /^content-length:/i.test(l)).map((l) => l.toLowerCase())).toEqual([
+      `content-length: ${body.length}`
+    ])
+    expect(head.filter((l) => /^transfer-encoding:/i.test(l))).toEqual([])
+  })
+})
