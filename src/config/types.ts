@@ -1,7 +1,12 @@
 // The validated, immutable configuration snapshot the rest of openproxy reads.
 // Produced by `loadConfig` (src/config/load.ts) from an OpenProxy 2.x compatible YAML file.
 // Every duration is in milliseconds here (the YAML uses seconds); every secret is `Redacted`.
+// The plain settings are derived from their Schema definitions (schema.ts, provider.ts): a field and its
+// default are written once, there; what is assembled from several fields is written out here.
 import type * as Redacted from "effect/Redacted"
+import type * as Schema from "effect/Schema"
+import type { Provider } from "./provider.js"
+import type { Settings } from "./schema.js"
 
 export type ProviderType = "openai" | "anthropic" | "gemini" | "forward"
 
@@ -27,14 +32,8 @@ export interface HostMatcher {
   readonly pathPrefix: string
 }
 
-export interface ProviderHealthCheck {
-  /** Default GET. */
-  readonly method: string
-  readonly path: string
-  readonly body: string | undefined
-  /** Parsed from `"Name: value"` strings. */
-  readonly headers: ReadonlyArray<readonly [string, string]>
-}
+/** A provider's active probe: `method` (upper-cased), `path`, `body`, `headers` parsed from "Name: value". */
+export type ProviderHealthCheck = NonNullable<Schema.Schema.Type<typeof Provider>["healthCheck"]>
 
 export interface ProviderConfig {
   /** Position in `providers[]`; also used in log lines and error paths. */
@@ -64,22 +63,13 @@ export interface ProviderConfig {
   readonly healthCheck: ProviderHealthCheck | undefined
 }
 
-export interface HealthCheckSettings {
-  readonly enabled: boolean
-  readonly intervalMs: number
-  readonly timeoutMs: number
-  readonly unhealthyThreshold: number
-  readonly healthyThreshold: number
-  readonly cooldownMs: number
-}
+type SettingsFields = Schema.Schema.Type<typeof Settings>
 
-export interface Timeouts {
-  readonly clientHeaderMs: number
-  readonly connectMs: number
-  readonly tlsHandshakeMs: number
-  readonly responseHeaderMs: number
-  readonly idleMs: number
-}
+/** `health_check:` (schema.ts); `intervalMs` is resolved with the 2.x `health_check_interval`. */
+export type HealthCheckSettings = Required<SettingsFields["healthCheck"]>
+
+/** `timeouts:` (schema.ts). */
+export type Timeouts = SettingsFields["timeouts"]
 
 export interface TlsListenerConfig {
   readonly port: number
@@ -96,20 +86,12 @@ export interface PlainListenerConfig {
   readonly bindAddress: string
 }
 
-export interface ConfigSnapshot {
+/** The top-level settings of schema.ts (`maxConnections`, `timeouts`, ...) plus what is assembled. */
+export interface ConfigSnapshot extends Omit<SettingsFields, "healthCheck"> {
   /** Absolute path of the file this snapshot came from. */
   readonly source: string
   readonly https: TlsListenerConfig | undefined
   readonly http: PlainListenerConfig | undefined
-  readonly authKeys: ReadonlyArray<Redacted.Redacted<string>>
   readonly healthCheck: HealthCheckSettings
-  readonly gracefulShutdownTimeoutMs: number
-  readonly connectTunnelEnabled: boolean
-  /** Clamped to [1024, 1 MiB]. */
-  readonly httpMaxHeaderSize: number
-  readonly maxRequestBodySize: number
-  readonly timeouts: Timeouts
-  /** Resolved: `auto` becomes the number of cores. */
-  readonly workers: number
   readonly providers: ReadonlyArray<ProviderConfig>
 }
