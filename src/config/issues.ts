@@ -11,6 +11,8 @@ export interface Problem {
   /** Keys and list indexes from the decoded value's root. */
   readonly path: ReadonlyArray<PropertyKey>
   readonly reason: string
+  /** A required field that is absent or empty: it ranks after the fields present in its mapping. */
+  readonly absent?: boolean
 }
 
 /** `providers[3].weight`; `base` is the path of the decoded value itself ("" for the file's top level). */
@@ -23,10 +25,14 @@ export const formatPath = (base: string, path: ReadonlyArray<PropertyKey>): stri
 const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
 /** Where a path sits in the document: per step, the index of the key in its mapping (absent: after all). */
-const position = (root: unknown, path: ReadonlyArray<PropertyKey>): ReadonlyArray<number> => {
+const position = (root: unknown, { path, absent }: Problem): ReadonlyArray<number> => {
   const out: Array<number> = []
   let node = root
-  for (const key of path) {
+  for (const [i, key] of path.entries()) {
+    if (absent && i === path.length - 1) {
+      out.push(Number.POSITIVE_INFINITY)
+      break
+    }
     if (Array.isArray(node) && typeof key === "number") {
       out.push(key)
       node = node[key]
@@ -50,7 +56,7 @@ const before = (a: ReadonlyArray<number>, b: ReadonlyArray<number>): number => {
 export const firstProblem = (root: unknown, issue: ParseResult.ParseIssue): Problem => {
   const all: Array<Problem> = []
   collect(issue, [], [], all)
-  const ranked = all.map((p) => ({ p, at: position(root, p.path) }))
+  const ranked = all.map((p) => ({ p, at: position(root, p) }))
   ranked.sort((a, b) => before(a.at, b.at)) // stable: ties keep Schema's (field declaration) order
   return ranked[0]?.p ?? { path: [], reason: "is invalid" }
 }
@@ -68,7 +74,11 @@ const collect = (
       return
     case "Composite": {
       const keys = AST.isTypeLiteral(issue.ast) ? issue.ast.propertySignatures.map((ps) => String(ps.name)) : known
-      for (const inner of Array.isArray(issue.issues) ? issue.issues : [issue.issues]) collect(inner, path, keys, out)
+      for (const inner of Array.isArray(issue.issues) ? issue.issues : [issue.issues]) {
+        // An optional field is `value | undefined`: that the value is not `undefined` is no news.
+        if (AST.isUnion(issue.ast) && inner._tag === "Type" && AST.isUndefinedKeyword(inner.ast)) continue
+        collect(inner, path, keys, out)
+      }
       return
     }
     case "Refinement":
@@ -80,12 +90,17 @@ const collect = (
       return
     case "Missing": {
       const hint = Option.getOrUndefined(AST.getMissingMessageAnnotation(issue.ast))?.()
-      out.push({ path, reason: typeof hint === "string" ? hint : "required" })
+      out.push({ path, reason: typeof hint === "string" ? hint : "required", absent: true })
       return
     }
     case "Type":
     case "Forbidden":
-      out.push({ path, reason: issue.message ?? structural(issue.ast, issue.actual) })
+      // Only an empty YAML value reaches a schema as `undefined` (a required field's own check refuses it).
+      out.push({
+        path,
+        reason: issue.message ?? structural(issue.ast, issue.actual),
+        absent: issue.actual === undefined
+      })
   }
 }
 

@@ -40,14 +40,15 @@ const invalid = (field: string, reason: string): Effect.Effect<never, Invalid> =
 const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
 /**
- * An empty value (`key:` with nothing) counts as absent, in every mapping: null entries are dropped.
- * List items are kept (a null item is an error of its own).
+ * An empty value (`key:` with nothing) counts as absent, in every mapping: it becomes `undefined`, which the
+ * field definitions take as absent (the key stays, so an unknown key is refused even when empty). List items
+ * are kept (a null item is an error of its own).
  */
-const dropEmpty = (u: unknown): unknown => {
-  if (Array.isArray(u)) return u.map(dropEmpty)
+const emptyToAbsent = (u: unknown): unknown => {
+  if (Array.isArray(u)) return u.map(emptyToAbsent)
   if (!isRecord(u)) return u
   const out: Record<string, unknown> = {}
-  for (const [k, v] of Object.entries(u)) if (v !== null && v !== undefined) out[k] = dropEmpty(v)
+  for (const [k, v] of Object.entries(u)) out[k] = v === null ? undefined : emptyToAbsent(v)
   return out
 }
 
@@ -67,7 +68,7 @@ const snapshot = (input: unknown, source: string): Effect.Effect<ConfigSnapshot,
     if (input === null || input === undefined) return yield* invalid("", "the file is empty")
     if (!isRecord(input)) return yield* invalid("", "the top level must be a mapping")
     // `defaults` and `x-*` exist to hold YAML anchors for merge keys.
-    const root = dropEmpty(
+    const root = emptyToAbsent(
       Object.fromEntries(Object.entries(input).filter(([k]) => k !== "defaults" && !k.startsWith("x-")))
     )
     const {

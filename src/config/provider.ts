@@ -132,7 +132,11 @@ export const Provider = Schema.Struct({
   weight: withDefault("weight", PositiveNumber, 1, "Share within the selected tier."),
   priority: withDefault("priority", int(), 0, "Higher tier wins."),
   isFallback: withDefault("is_fallback", Bool, false, "Used only when no healthy non-fallback provider matches."),
-  apiKey: optional("api_key", oneOrMany(Key, false), "A key, a list of keys sharing the weight, or $(command)."),
+  apiKey: optional(
+    "api_key",
+    oneOrMany(Key, { isOne: (u) => !Array.isArray(u), allowEmpty: false }),
+    "A key, a list of keys sharing the weight, or $(command)."
+  ),
   apiKeys: optional("api_keys", nonEmptyList(WeightedKey), "[{key, weight}]: one upstream identity per key."),
   apiKeyCacheTtlMs: withDefault("api_key_cache_ttl", duration(false), 0, "Reuse of a $(command) key; 0: per request."),
   // No default value: type forward refuses the field even when empty; absent means none (global keys apply).

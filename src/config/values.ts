@@ -163,25 +163,29 @@ export const checkSecret = (s: string): Checked<Redacted.Redacted<string>> => {
 export const Secret = value("secret", (u) => andThen(checkEnvString(u), checkSecret))
 
 /**
- * One value or a list of them, decoded to a list. A single value keeps the field's own path in errors
- * (`api_key`), a list item gets its index (`api_key[1]`).
+ * One value or a list of them, decoded to a list. `isOne` tells a single value (kept as the field's own
+ * path in errors: `api_key`) from a list (items get their index: `api_key[1]`; not a list: "must be a list").
  */
-export const oneOrMany = <A, R>(item: Schema.Schema<A, unknown, R>, allowEmpty: boolean) => {
+export const oneOrMany = <A, R>(
+  item: Schema.Schema<A, unknown, R>,
+  options: { readonly isOne: (u: unknown) => boolean; readonly allowEmpty: boolean }
+) => {
   const many = Schema.Array(item)
   return Schema.transformOrFail(Schema.Unknown, Schema.Array(Schema.typeSchema(item)), {
     strict: true,
-    decode: (u, options, ast) => {
-      if (!Array.isArray(u)) return Effect.map(ParseResult.decodeUnknown(item)(u, options), (a) => [a])
-      if (u.length === 0 && !allowEmpty)
+    decode: (u, parseOptions, ast) => {
+      if (options.isOne(u)) return Effect.map(ParseResult.decodeUnknown(item)(u, parseOptions), (a) => [a])
+      if (Array.isArray(u) && u.length === 0 && !options.allowEmpty) {
         return ParseResult.fail(new ParseResult.Type(ast, u, "must not be an empty list"))
-      return ParseResult.decodeUnknown(many)(u, options)
+      }
+      return ParseResult.decodeUnknown(many)(u, parseOptions)
     },
     encode: ParseResult.succeed
   })
 }
 
 /** A list of client keys (`auth_keys`); a single string is taken as a list of one. */
-export const SecretList = oneOrMany(Secret, true)
+export const SecretList = oneOrMany(Secret, { isOne: (u) => typeof u === "string", allowEmpty: true })
 
 /** A non-empty list (`must not be an empty list`). */
 export const nonEmptyList = <A, I, R>(item: Schema.Schema<A, I, R>) =>
