@@ -6,7 +6,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { parseEndpoint, parseHost, upstreamHostHeader } from "./address.js"
 import { optional, required, withDefault } from "./fields.js"
-import type { KeySource, ProviderConfig, ProviderKey, ProviderType } from "./types.js"
+import type { KeySource, ProviderConfig, ProviderKey } from "./types.js"
 import {
   andThen,
   Bool,
@@ -32,7 +32,7 @@ import {
   value
 } from "./values.js"
 
-export const PROVIDER_TYPES: ReadonlyArray<ProviderType> = ["openai", "anthropic", "gemini", "forward"]
+export const PROVIDER_TYPES = ["openai", "anthropic", "gemini", "forward"] as const
 
 const COMMAND = /^\$\(([\s\S]*)\)$/
 

@@ -5,10 +5,14 @@
 // default are written once, there; what is assembled from several fields is written out here.
 import type * as Redacted from "effect/Redacted"
 import type * as Schema from "effect/Schema"
-import type { Provider } from "./provider.js"
+import type { PROVIDER_TYPES, Provider } from "./provider.js"
 import type { Settings } from "./schema.js"
 
-export type ProviderType = "openai" | "anthropic" | "gemini" | "forward"
+/** `openai`, `anthropic`, `gemini`, `forward` (provider.ts). */
+export type ProviderType = (typeof PROVIDER_TYPES)[number]
+
+/** A provider's fields as written, defaults applied (provider.ts). */
+type ProviderFields = Schema.Schema.Type<typeof Provider>
 
 /** Where a provider key comes from. */
 export type KeySource =
@@ -35,10 +39,11 @@ export interface HostMatcher {
 /** A provider's active probe: `method` (upper-cased), `path`, `body`, `headers` parsed from "Name: value". */
 export type ProviderHealthCheck = NonNullable<Schema.Schema.Type<typeof Provider>["healthCheck"]>
 
-export interface ProviderConfig {
+/** A provider's settings (`tls`, `weight`, ... as defined in provider.ts) plus what is derived from them. */
+export interface ProviderConfig
+  extends Pick<ProviderFields, "type" | "tls" | "http2" | "weight" | "priority" | "isFallback" | "apiKeyCacheTtlMs"> {
   /** Position in `providers[]`; also used in log lines and error paths. */
   readonly index: number
-  readonly type: ProviderType
   /** The `host` string as written (for summaries and logs). */
   readonly hostRaw: string
   readonly host: HostMatcher
@@ -47,17 +52,11 @@ export interface ProviderConfig {
   readonly endpointPort: number
   /** Value sent as the upstream `Host` (name, plus `:port` when not the scheme default). */
   readonly upstreamHostHeader: string
-  readonly tls: boolean
-  readonly http2: "auto" | boolean
   readonly caFile: string | undefined
   /** Contents of `ca_file`, read at load time so a missing file is a config error. */
   readonly ca: string | undefined
-  readonly weight: number
-  readonly priority: number
-  readonly isFallback: boolean
   /** Empty when the provider has no key (allowed for openai and forward only). */
   readonly keys: ReadonlyArray<ProviderKey>
-  readonly apiKeyCacheTtlMs: number
   /** Provider-level client keys (added to the global ones). */
   readonly authKeys: ReadonlyArray<Redacted.Redacted<string>>
   readonly healthCheck: ProviderHealthCheck | undefined
