@@ -15,18 +15,20 @@ import { bindAddress } from "./address.js"
 import { optional, section, withDefault } from "./fields.js"
 import { Bool, checkInt, duration, FilePath, int, no, ok, port, SecretList, value } from "./values.js"
 
+/** `health_check.interval` when neither it nor the 2.x top-level `health_check_interval` is set. */
+export const DEFAULT_HEALTH_CHECK_INTERVAL_MS = 60_000
+
 /** Health checks (SPEC §6); `health_check:` at the top level. */
 export const HealthCheck = Schema.Struct({
   enabled: withDefault("enabled", Bool, false, "Active probes on (also --enable-health-check)."),
-  // No default here: the 2.x top-level `health_check_interval` applies when this is absent (load.ts).
+  // No default value here: the 2.x top-level `health_check_interval` applies when this is absent (load.ts),
+  // then DEFAULT_HEALTH_CHECK_INTERVAL_MS (60s).
   intervalMs: optional("interval", duration(true), "Between two probes of a provider; default 60s."),
   timeoutMs: withDefault("timeout", duration(true), 5_000, "Per probe."),
   unhealthyThreshold: withDefault("unhealthy_threshold", int(1), 1, "Failed probes before a provider is ejected."),
   healthyThreshold: withDefault("healthy_threshold", int(1), 1, "Passing probes before it is taken back."),
   cooldownMs: withDefault("cooldown", duration(false), 30_000, "Passive ejection after a connect failure; 0: off.")
 })
-
-export const DEFAULT_HEALTH_CHECK_INTERVAL_MS = 60_000
 
 /** Time-outs (SPEC §8); `timeouts:` at the top level. */
 export const Timeouts = Schema.Struct({
