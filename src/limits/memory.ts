@@ -163,6 +163,11 @@ export class MemoryEngine {
     if (r.monthNeed >= 0 && r.month === s.month) s.monthTokens = Math.max(0, s.monthTokens + exact - r.monthNeed)
   }
 
+  /** A failed request: frees its slot and its token reservation (its request count stays: it was made). */
+  release(reservation: Reservation): void {
+    this.settle(reservation, 0)
+  }
+
   inspect(key: string, nowIn: number): Counts {
     const s = this.stateOf(key)
     return this.counts(s, this.advance(s, nowIn))
