@@ -137,8 +137,7 @@ export const clusterStore = (options: { readonly timeoutMs?: number } = {}): Lim
   const timeoutMs = options.timeoutMs ?? 1000
   const pending = new Map<number, Pending>()
   let nextId = 1
-  // The reply listener is attached only while a call is pending: a 'message' listener keeps the IPC channel (and so
-  // the worker) alive, and an idle worker must still be able to exit on its own.
+  let listening = false
   const onReply = (raw: unknown) => {
     if (!isOurs(raw)) return
     const m = raw as Reply
@@ -150,7 +149,6 @@ export const clusterStore = (options: { readonly timeoutMs?: number } = {}): Lim
   const forget = (id: number, p: Pending) => {
     clearTimeout(p.timer)
     pending.delete(id)
-    if (pending.size === 0) process.removeListener("message", onReply)
   }
   const post = (message: Request): Promise<void> =>
     new Promise((resolve, reject) => {
@@ -172,7 +170,10 @@ export const clusterStore = (options: { readonly timeoutMs?: number } = {}): Lim
         if (p !== undefined) forget(id, p)
         reject(new Error(`limits call to the cluster primary timed out after ${timeoutMs} ms`))
       }, timeoutMs)
-      if (pending.size === 0) process.on("message", onReply)
+      if (!listening) {
+        listening = true
+        process.on("message", onReply)
+      }
       const p: Pending = { resolve, reject, timer }
       pending.set(id, p)
       post(make(id)).catch((e: Error) => {
