@@ -3,7 +3,7 @@
 // both clients), so window tests do not sleep a minute; the scripts still read Redis's own clock.
 import * as Redacted from "effect/Redacted"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { makeLimiter } from "../src/limits/limiter.js"
+import { type Limiter, makeLimiter } from "../src/limits/limiter.js"
 import { dayEnd, monthEnd } from "../src/limits/periods.js"
 import { describeRedisUrl, type RedisStore, redisStore } from "../src/limits/redis.js"
 import type { LimitSpec, Reservation, StoreAdmission } from "../src/limits/types.js"
@@ -184,7 +184,36 @@ describe("Redis unreachable or slow: on_store_error", () => {
   }
   const spec: LimitSpec = { requestsPerMinute: 5 }
 
-  it("open keeps admitting and logs the transition once; Redis back: limits resume without a restart", async () => {
+  /** Polls `cond` every 10 ms (at most 20 s). */
+  const until = async (cond: () => boolean) => {
+    for (let i = 0; i < 2000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10))
+    expect(cond()).toBe(true)
+  }
+
+  /** Eight lanes of admit-then-settle, bounded in count, until stopped. */
+  const load = (limiter: Limiter, spec: LimitSpec) => {
+    const tags: Array<string> = []
+    let stopped = false
+    const lane = async () => {
+      for (let n = 0; n < 5000 && !stopped; n++) {
+        const a = await limiter.admit("load", spec, 10)
+        tags.push(a._tag)
+        if (a._tag === "Admitted") await limiter.settle(a.reservation, 3)
+        // Failures are immediate while Redis is down: let I/O (the reconnection) run between calls.
+        await new Promise((r) => setImmediate(r))
+      }
+    }
+    const lanes = Promise.all(Array.from({ length: 8 }, lane))
+    return {
+      tags,
+      stop: async () => {
+        stopped = true
+        await lanes
+      }
+    }
+  }
+
+  it("open keeps admitting under load and logs the transition once; Redis back: limits resume without a restart", async () => {
     const { lines, logger } = capture()
     const store = await replica(fresh(), { timeoutMs: 50 })
     let failures = 0
@@ -195,21 +224,30 @@ describe("Redis unreachable or slow: on_store_error", () => {
       storeName: describeRedisUrl(Redacted.make(redis.url)),
       onStoreFailure: () => failures++
     })
-    expect((await limiter.admit("k", spec, 0))._tag).toBe("Admitted")
-    await redis.stop()
-    const during = await Promise.all(Array.from({ length: 50 }, () => limiter.admit("k", spec, 0)))
-    expect(during.every((a) => a._tag === "Admitted")).toBe(true)
-    for (const a of during) if (a._tag === "Admitted") await limiter.settle(a.reservation, 1)
-    expect(failures).toBeGreaterThanOrEqual(50)
-    expect(limiter.stats()).toMatchObject({ storeDown: true, outages: 1 })
+    const running = load(limiter, { requestsPerMinute: 1_000_000, concurrentRequests: 1000 })
+    try {
+      await until(() => running.tags.length >= 100)
+      await redis.stop()
+      const down = running.tags.length
+      await until(() => running.tags.length >= down + 200)
+      expect(failures).toBeGreaterThan(150)
+      expect(limiter.stats()).toMatchObject({ storeDown: true, outages: 1 })
+      await redis.restart()
+      expect(await store.ready(15_000)).toBe(true)
+      const back = running.tags.length
+      await until(() => running.tags.length >= back + 100 && !limiter.stats().storeDown)
+    } finally {
+      await running.stop()
+    }
+    expect(new Set(running.tags)).toEqual(new Set(["Admitted"]))
     expect(lines.filter((l) => l.includes("limits store unavailable")).length).toBe(1)
-    await redis.restart()
-    expect(await store.ready(15_000)).toBe(true)
+    expect(lines.filter((l) => l.includes("limits store available again")).length).toBe(1)
+    expect(limiter.stats().outages).toBe(1)
+    // Every admission after the restart was settled: no slot is left.
+    expect((await store.inspect("load", 0)).concurrent).toBe(0)
     const after = await Promise.all(Array.from({ length: 8 }, () => limiter.admit("k", spec, 0)))
     expect(after.filter((a) => a._tag === "Admitted").length).toBe(5)
     expect(after.filter((a) => a._tag === "Refused").length).toBe(3)
-    expect(lines.filter((l) => l.includes("limits store available again")).length).toBe(1)
-    expect(limiter.stats().outages).toBe(1)
     expect(lines.join("\n")).not.toContain(PASSWORD)
     expect(lines.join("\n")).toContain(`127.0.0.1:${redis.port}`)
   })
