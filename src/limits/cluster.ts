@@ -7,7 +7,7 @@
 // Wiring (src/lifecycle/primary.ts): `const limits = serveClusterLimits()` before forking, `limits.close()` when the
 // primary ends; in each worker, `clusterStore()` instead of `memoryStore()`.
 import cluster, { type Worker } from "node:cluster"
-import { type MemoryEngine as Engine, MemoryEngine } from "./memory.js"
+import { type MemoryEngine as Engine, MemoryEngine, type MemoryReservation } from "./memory.js"
 import type { Counts, LimitName, LimitSpec, LimitStore, Reservation, StoreAdmission } from "./types.js"
 
 const TYPE = "openproxy:limits"
@@ -82,6 +82,12 @@ export const serveClusterLimits = (engine: Engine = new MemoryEngine()): Cluster
         })
         return
       }
+      // Only a request-rate limit applied: nothing to settle (rid 0 tells the worker not to send a settlement).
+      const r = a.reservation as MemoryReservation
+      if (!r.concurrent && r.tokenSeq < 0 && r.dayNeed < 0 && r.monthNeed < 0) {
+        send(worker, { type: TYPE, id: m.id, admitted: true, rid: 0, limit: null, retryAfterMs: 0, counts: a.counts })
+        return
+      }
       const rid = nextRid++
       let mine = held.get(worker.id)
       if (mine === undefined) {
@@ -104,7 +110,7 @@ export const serveClusterLimits = (engine: Engine = new MemoryEngine()): Cluster
     const mine = held.get(worker.id)
     held.delete(worker.id)
     if (mine === undefined) return
-    for (const r of mine.values()) engine.settle(r, (r as { estimate?: number }).estimate ?? 0)
+    for (const r of mine.values()) engine.settle(r, (r as MemoryReservation).estimate)
   }
   cluster.on("message", onMessage)
   cluster.on("exit", onExit)
@@ -198,6 +204,7 @@ export const clusterStore = (options: { readonly timeoutMs?: number } = {}): Lim
       const r = reservation as ClusterReservation
       if (r.done) return Promise.resolve()
       r.done = true
+      if (r.rid === 0) return Promise.resolve()
       return post({ type: TYPE, op: "settle", rid: r.rid, exact })
     },
     inspect: async (key, now) => (await call((id) => ({ type: TYPE, op: "inspect", id, key, now }))).counts,

@@ -182,6 +182,8 @@ export const redisStore = async (options: RedisStoreOptions): Promise<RedisStore
     const r = reservation as RedisReservation
     if (r.done) return
     r.done = true
+    // Only a request-rate limit applied: nothing to correct, no round trip.
+    if (!r.concurrent && r.tokenNeed < 0 && r.dayNeed < 0 && r.monthNeed < 0) return
     if (r.concurrent) leases.get(r.key)?.delete(r.id)
     const keys = k(r.key)
     await scripts.opLimitsSettle(
