@@ -16,8 +16,11 @@ class KeyState {
   concurrent = 0
   day = -1
   dayTokens = 0
+  /** End of the current day/month: the period ids are recomputed only when time passes them (no Date per call). */
+  dayEndAt = Number.NEGATIVE_INFINITY
   month = -1
   monthTokens = 0
+  monthEndAt = Number.NEGATIVE_INFINITY
   /** The latest time seen: time never goes backwards for a key (the logs stay sorted). */
   last = 0
 }
@@ -60,14 +63,14 @@ export class MemoryEngine {
     s.last = t
     s.requests.prune(t)
     s.tokens.prune(t)
-    const day = dayOf(t)
-    if (day !== s.day) {
-      s.day = day
+    if (t >= s.dayEndAt) {
+      s.day = dayOf(t)
+      s.dayEndAt = dayEnd(t)
       s.dayTokens = 0
     }
-    const month = monthOf(t)
-    if (month !== s.month) {
-      s.month = month
+    if (t >= s.monthEndAt) {
+      s.month = monthOf(t)
+      s.monthEndAt = monthEnd(t)
       s.monthTokens = 0
     }
     return t
@@ -82,9 +85,9 @@ export class MemoryEngine {
       tokensOldest: s.tokens.oldest(),
       concurrent: s.concurrent,
       dayTokens: s.dayTokens,
-      dayEnd: dayEnd(now),
+      dayEnd: s.dayEndAt,
       monthTokens: s.monthTokens,
-      monthEnd: monthEnd(now)
+      monthEnd: s.monthEndAt
     }
   }
 
@@ -111,9 +114,9 @@ export class MemoryEngine {
     if (tpm !== undefined && !fits(s.tokens.total, need(estimate, tpm), tpm)) {
       refuse("tokens_per_minute", this.tokenRetry(s.tokens, need(estimate, tpm), tpm, now))
     }
-    if (tpd !== undefined && !fits(s.dayTokens, need(estimate, tpd), tpd)) refuse("tokens_per_day", dayEnd(now) - now)
+    if (tpd !== undefined && !fits(s.dayTokens, need(estimate, tpd), tpd)) refuse("tokens_per_day", s.dayEndAt - now)
     if (tpmo !== undefined && !fits(s.monthTokens, need(estimate, tpmo), tpmo)) {
-      refuse("tokens_per_month", monthEnd(now) - now)
+      refuse("tokens_per_month", s.monthEndAt - now)
     }
     if (refused !== undefined) {
       return { admitted: false, limit: refused, retryAfterMs: Math.max(1, retry), counts: this.counts(s, now) }
