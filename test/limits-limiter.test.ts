@@ -18,6 +18,7 @@ import {
 } from "../src/limits/headers.js"
 import { makeLimiter } from "../src/limits/limiter.js"
 import { MemoryEngine, memoryStore } from "../src/limits/memory.js"
+import { openLimiter } from "../src/limits/open.js"
 import type { Admission, LimitStore } from "../src/limits/types.js"
 import { makeLogger } from "../src/log.js"
 
@@ -146,6 +147,13 @@ describe("Limiter", () => {
     expect((await limiter.admit("k", { concurrentRequests: 1 }, 0, T0))._tag).toBe("StoreError")
     state.down = false
     expect((await limiter.admit("k", { concurrentRequests: 1 }, 0, T0))._tag).toBe("Admitted")
+  })
+
+  it("openLimiter without settings: memory, open", async () => {
+    const limiter = await openLimiter({})
+    expect((await limiter.admit("k", { requestsPerMinute: 1 }, 0, T0))._tag).toBe("Admitted")
+    expect((await limiter.admit("k", { requestsPerMinute: 1 }, 0, T0 + 1))._tag).toBe("Refused")
+    await limiter.close()
   })
 
   it("inspect: figures per key name for /keys", async () => {

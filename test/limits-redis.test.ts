@@ -4,6 +4,7 @@
 import * as Redacted from "effect/Redacted"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Limiter, makeLimiter } from "../src/limits/limiter.js"
+import { openLimiter } from "../src/limits/open.js"
 import { dayEnd, monthEnd } from "../src/limits/periods.js"
 import { describeRedisUrl, type RedisStore, redisStore } from "../src/limits/redis.js"
 import type { LimitSpec, Reservation, StoreAdmission } from "../src/limits/types.js"
@@ -287,6 +288,33 @@ describe("Redis unreachable or slow: on_store_error", () => {
     // The 10 calls that timed out here still ran when Redis resumed, and Redis admitted 4 of them (its limit is 5):
     // they count (conservative, docs/limits.md), so the window holds 1 + 4 + 1.
     expect((await store.inspect("k", 0)).requests).toBe(6)
+  })
+
+  it("openLimiter: Redis from the settings; an unreachable Redis at start-up is logged once and the policy applies", async () => {
+    const { lines, logger } = capture()
+    const good = await openLimiter(
+      { store: "redis", redisUrl: Redacted.make(redis.url), redisTimeoutMs: 5000 },
+      { logger, redisReadyMs: 10_000 }
+    )
+    const key = `open-${Date.now()}`
+    const tags: Array<string> = []
+    for (let i = 0; i < 3; i++) tags.push((await good.admit(key, { requestsPerMinute: 2 }, 0))._tag)
+    expect(tags).toEqual(["Admitted", "Admitted", "Refused"])
+    await good.close()
+    const unused = await startRedis()
+    const deadPort = unused.port
+    await unused.dispose()
+    const dead = await openLimiter(
+      { store: "redis", redisUrl: Redacted.make(`redis://:${PASSWORD}@127.0.0.1:${deadPort}`), onStoreError: "closed" },
+      { logger, redisReadyMs: 200 }
+    )
+    expect((await dead.admit("k", spec, 0))._tag).toBe("StoreError")
+    expect((await dead.admit("k", spec, 0))._tag).toBe("StoreError")
+    await dead.close()
+    expect(lines.filter((l) => l.includes("limits store not reachable yet")).length).toBe(1)
+    expect(lines.filter((l) => l.includes("limits store unavailable")).length).toBe(1)
+    expect(lines.join("\n")).toContain(`127.0.0.1:${deadPort}`)
+    expect(lines.join("\n")).not.toContain(PASSWORD)
   })
 
   it("the Redis URL in log lines carries no password", () => {

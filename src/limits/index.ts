@@ -16,6 +16,8 @@ export {
 export type { Limiter, LimiterOptions, LimiterStats, OnStoreError } from "./limiter.js"
 export { makeLimiter } from "./limiter.js"
 export { MemoryEngine, memoryStore } from "./memory.js"
+export type { LimitsSettings, OpenLimiterOptions } from "./open.js"
+export { openLimiter } from "./open.js"
 export type { RedisStore, RedisStoreOptions } from "./redis.js"
 export { describeRedisUrl, redisStore } from "./redis.js"
 export type * from "./types.js"

@@ -2,8 +2,8 @@
 // primary serves the limits engine over the cluster IPC channel (src/limits/cluster.ts), two workers call it
 // through a Limiter, and the primary prints one JSON line with what happened.
 import cluster, { type Worker } from "node:cluster"
-import { clusterStore, serveClusterLimits } from "../../src/limits/cluster.js"
-import { makeLimiter } from "../../src/limits/limiter.js"
+import { serveClusterLimits } from "../../src/limits/cluster.js"
+import { openLimiter } from "../../src/limits/open.js"
 import type { Reservation } from "../../src/limits/types.js"
 
 type Msg = { readonly type: string; readonly [k: string]: unknown }
@@ -11,7 +11,8 @@ type Msg = { readonly type: string; readonly [k: string]: unknown }
 const scenario = process.env.LIMITS_SCENARIO ?? "requests"
 
 const worker = async () => {
-  const limiter = makeLimiter({ store: clusterStore(), onStoreError: "closed" })
+  // In a worker, the memory store is the primary's (openLimiter picks clusterStore).
+  const limiter = await openLimiter({ store: "memory", onStoreError: "closed" })
   const tell = (m: Msg) => process.send?.(m)
   const next = () => new Promise<Msg>((resolve) => process.once("message", (m: Msg) => resolve(m)))
   if (scenario === "requests") {
