@@ -78,6 +78,10 @@ export const startRedis = async (options: { readonly password?: string } = {}): 
     if (password !== undefined) args.push("--requirepass", password)
     const c = spawn(bin, args, { stdio: ["ignore", "ignore", "pipe"] })
     child = c
+    // If the test process ends without stopping it (a crash, a time-out), the server goes with it.
+    const reap = () => c.kill("SIGKILL")
+    process.once("exit", reap)
+    c.once("exit", () => process.removeListener("exit", reap))
     let stderr = ""
     c.stderr?.on("data", (d) => {
       stderr += String(d)
