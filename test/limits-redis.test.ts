@@ -1,7 +1,12 @@
 // The Redis store (src/limits/redis.ts) against a real redis-server: two independent store clients stand for two
 // proxy replicas sharing one Redis. Time moves forward through the store's server-clock offset (the same offset for
 // both clients), so window tests do not sleep a minute; the scripts still read Redis's own clock.
+import { spawn } from "node:child_process"
+import { mkdtemp, rm } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import * as path from "node:path"
 import * as Redacted from "effect/Redacted"
+import { build } from "esbuild"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Limiter, makeLimiter } from "../src/limits/limiter.js"
 import { openLimiter } from "../src/limits/open.js"
@@ -70,6 +75,72 @@ describe("two replicas sharing one Redis", () => {
       Array.from({ length: 150 }, (_, i) => (i % 2 === 0 ? b : a).admit("team", spec, 0, Date.now()))
     )
     expect(again.filter((r) => r.admitted).length).toBe(100)
+  })
+
+  it("two replica processes, 150 admissions each within ~1 s against 100/min: exactly 100 in total", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "openproxy-limits-replica-"))
+    try {
+      const program = path.join(dir, "replica.mjs")
+      await build({
+        entryPoints: [path.join(__dirname, "support", "limits-replica-child.ts")],
+        bundle: true,
+        platform: "node",
+        format: "esm",
+        outfile: program,
+        logLevel: "warning",
+        banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" }
+      })
+      const key = `replicas-${Date.now()}`
+      const replicas = [0, 1].map(() => {
+        const child = spawn(process.execPath, [program], {
+          env: { ...process.env, REDIS_URL: redis.url, LIMITS_KEY: key, LIMITS_COUNT: "150" },
+          stdio: ["pipe", "pipe", "inherit"]
+        })
+        const lines: Array<string> = []
+        const waiters = new Set<() => void>()
+        let buf = ""
+        child.stdout.on("data", (d) => {
+          buf += String(d)
+          const parts = buf.split("\n")
+          buf = parts.pop() ?? ""
+          lines.push(...parts)
+          for (const w of waiters) w()
+        })
+        const exited = new Promise<never>((_, reject) =>
+          child.once("exit", (code) => reject(new Error(`replica exited with ${code}`)))
+        )
+        exited.catch(() => undefined)
+        /** The first output line matching `want` (rejects if the replica exits first). */
+        const line = (want: (l: string) => boolean) =>
+          Promise.race([
+            new Promise<string>((resolve) => {
+              const check = () => {
+                const found = lines.find(want)
+                if (found === undefined) return
+                waiters.delete(check)
+                resolve(found)
+              }
+              waiters.add(check)
+              check()
+            }),
+            exited
+          ])
+        return { child, line }
+      })
+      await Promise.all(replicas.map((r) => r.line((l) => l === "ready")))
+      const results = replicas.map((r) => r.line((l) => l.startsWith("{")))
+      for (const r of replicas) r.child.stdin.end("go\n")
+      const counts = (await Promise.all(results)).map((l) => JSON.parse(l) as Record<string, number>)
+      expect(counts.reduce((n, c) => n + (c.Admitted ?? 0), 0)).toBe(100)
+      expect(counts.reduce((n, c) => n + (c.Refused ?? 0), 0)).toBe(200)
+      // Both replicas took part (a fixed split would be luck; any split summing to 100 is right).
+      expect(counts.every((c) => (c.Admitted ?? 0) + (c.Refused ?? 0) === 150)).toBe(true)
+      await Promise.all(
+        replicas.map((r) => new Promise((ok) => (r.child.exitCode !== null ? ok(0) : r.child.once("exit", ok))))
+      )
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 
   it("tokens 10,000/min with known usage: never above the limit by more than one reservation's error", async () => {
