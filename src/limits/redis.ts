@@ -95,6 +95,11 @@ export const redisStore = async (options: RedisStoreOptions): Promise<RedisStore
   client.defineCommand("opLimitsRefresh", { numberOfKeys: 1, lua: refreshLua })
   client.defineCommand("opLimitsInspect", { numberOfKeys: 5, lua: inspectLua })
   const scripts = client as unknown as Scripted
+  // A Redis that restarted has an empty script cache: load the scripts on every (re)connection, so the first calls
+  // are EVALSHA hits instead of a NOSCRIPT and an EVAL (two round trips, which can exceed the time-out).
+  client.on("ready", () => {
+    for (const lua of [admitLua, settleLua, refreshLua, inspectLua]) client.script("LOAD", lua).catch(() => undefined)
+  })
 
   const instance = randomBytes(6).toString("base64url")
   let counter = 0
