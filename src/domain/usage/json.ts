@@ -46,7 +46,10 @@ const codingOf = (header: string | undefined): Coding => {
 export const usageFromJson = (dialect: UsageDialect, head: Buffer, tail: Buffer = head): UsageResult => {
   const span = findObject(tail, dialect === "gemini" ? USAGE_METADATA : USAGE, 0, tail.length, true)
   const raw = span === undefined ? undefined : parseObject(tail.toString("utf8", span.start, span.end))
-  const model = findString(head, dialect === "gemini" ? MODEL_VERSION : MODEL, 0, head.length)
+  const key = dialect === "gemini" ? MODEL_VERSION : MODEL
+  // Most put the model first; embeddings put it after the vectors, so a large body may have it in its tail only.
+  const model =
+    findString(head, key, 0, head.length) ?? (tail === head ? undefined : findString(tail, key, 0, tail.length))
   return { usage: raw === undefined ? undefined : fromDialect(dialect, raw), responseModel: modelLabel(model) }
 }
 
