@@ -69,7 +69,8 @@ describe("injectStreamUsage", () => {
           const out = injectStreamUsage(Buffer.from(body))
           expect(out).toBeDefined()
           const parsed = JSON.parse(String(out))
-          expect(parsed).toEqual({ ...JSON.parse(body), stream_options: { ...(options ?? {}), include_usage: true } })
+          const sent = JSON.parse(body) // (what the client sent: JSON has no -0)
+          expect(parsed).toEqual({ ...sent, stream_options: { ...(sent.stream_options ?? {}), include_usage: true } })
           if (options === undefined) {
             // pure insertion: removing it gives the original bytes back
             expect(String(out).replace('"stream_options":{"include_usage":true},', "")).toBe(body)

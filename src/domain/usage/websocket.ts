@@ -274,6 +274,8 @@ export class WsUsageTap {
       this.inflating = undefined
       this.busy = false
       if (text !== undefined) this.event(text)
+      // Not needed to decode (a message that never refers to earlier ones inflates the same with them in the
+      // window) but frees the window early, as ws does.
       if (this.deflate.serverNoContextTakeover) inflater.reset()
       this.pump()
     })
