@@ -5,6 +5,7 @@ import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from "node:
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import {
+  createUsageTap,
   fromAnthropic,
   fromGemini,
   fromOpenAI,
@@ -373,5 +374,45 @@ describe("SSE tap", () => {
     const chat2 = X.openaiChatStreamParts(true)
     tap.push(Buffer.from(`"}\n\n${chat2.usageChunk}`))
     expect(tap.finish().usage).toEqual(X.openaiChatStreamUsage)
+  })
+})
+
+describe("createUsageTap", () => {
+  it("one interface for JSON, SSE and encoded SSE; none where there is nothing to read", async () => {
+    const json = createUsageTap({ kind: "json", dialect: "gemini" }, "gzip")
+    json?.push(gzipSync(Buffer.from(X.geminiJson)))
+    expect(await json?.finish()).toEqual({
+      usage: X.geminiUsage,
+      responseModel: "gemini-2.5-flash",
+      firstContentAt: undefined
+    })
+
+    const body = Buffer.from(X.anthropicStream(false))
+    for (const coding of [undefined, "gzip", "deflate", "br"]) {
+      const encoded =
+        coding === "gzip"
+          ? gzipSync(body)
+          : coding === "deflate"
+            ? deflateSync(body)
+            : coding === "br"
+              ? brotliCompressSync(body)
+              : body
+      const tap = createUsageTap({ kind: "sse", stream: "anthropic" }, coding, () => 7)
+      for (const part of split(encoded, [3, 50, encoded.length >> 1])) tap?.push(part)
+      expect(await tap?.finish(), String(coding)).toEqual({
+        usage: X.anthropicStreamUsage,
+        responseModel: "claude-opus-4-1-20250805",
+        firstContentAt: 7
+      })
+    }
+
+    const cut = createUsageTap({ kind: "sse", stream: "anthropic" }, "gzip")
+    const gz = gzipSync(body)
+    cut?.push(gz.subarray(0, gz.length - 20))
+    expect((await cut?.finish())?.usage?.input).toBe(472) // a cut stream: what was decoded
+
+    expect(createUsageTap({ kind: "none" }, undefined)).toBeUndefined()
+    expect(createUsageTap({ kind: "sse", stream: "gemini" }, "zstd")).toBeUndefined()
+    expect(createUsageTap({ kind: "json", dialect: "openai" }, "compress")).toBeUndefined()
   })
 })

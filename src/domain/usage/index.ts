@@ -2,13 +2,14 @@
 // Nothing here imports the proxy or the services; every tap is one object per response with cheap per-chunk calls
 // that never throw and never hold back what the client receives.
 import { findString } from "./scan.js"
-import type { StreamKind } from "./sse.js"
-import { modelLabel as modelLabelOf, type UsageDialect } from "./usage.js"
+import type { UsageSource } from "./tap.js"
+import { modelLabel as modelLabelOf } from "./usage.js"
 
 export { injectStreamUsage } from "./inject.js"
 export { type JsonTapOptions, JsonUsageTap, type UsageResult, usageFromJson } from "./json.js"
 export { type SseUsageResult, SseUsageTap, type StreamKind } from "./sse.js"
 export { isUsageOnlyChunk, StripUsageChunk } from "./strip.js"
+export { createUsageTap, type ResponseUsageTap, type UsageSource } from "./tap.js"
 export {
   addUsage,
   fromAnthropic,
@@ -28,11 +29,6 @@ export {
 } from "./websocket.js"
 
 export type ProviderType = "openai" | "anthropic" | "gemini"
-
-export type UsageSource =
-  | { kind: "json"; dialect: UsageDialect }
-  | { kind: "sse"; stream: StreamKind }
-  | { kind: "none" }
 
 const NONE: UsageSource = { kind: "none" }
 
