@@ -49,6 +49,15 @@ const isDataLine = (buf: Buffer, s: number, e: number): boolean =>
   buf[s + 3] === 0x61 &&
   buf[s + 4] === 0x3a
 
+/** Whether `: {` (whitespace allowed) follows at `i`. */
+const objectFollows = (buf: Buffer, i: number, e: number): boolean => {
+  while (i < e && (buf[i] === 0x20 || buf[i] === 0x09)) i++
+  if (buf[i] !== 0x3a) return false
+  i++
+  while (i < e && (buf[i] === 0x20 || buf[i] === 0x09)) i++
+  return buf[i] === 0x7b
+}
+
 /** Index of the first CR or LF at or after `from`, or -1. */
 const firstEol = (buf: Buffer, from: number): number => {
   const n = buf.indexOf(LF, from)
@@ -105,7 +114,8 @@ export class SseUsageTap {
       }
       from = eol + 1
     }
-    const last = lastEol(chunk)
+    const end = chunk[chunk.length - 1]
+    const last = end === LF || end === CR ? chunk.length - 1 : lastEol(chunk)
     if (last >= from) this.lines(chunk, from, last)
     const rest = Math.max(last + 1, from)
     if (rest < chunk.length) this.hold(chunk.subarray(rest))
@@ -130,11 +140,15 @@ export class SseUsageTap {
     if (this.firstContentAt === undefined || this.model === undefined) this.firstLines(buf, s, e)
     let p = buf.indexOf(this.marker, s)
     while (p >= 0 && p < e) {
-      let ls = p
-      while (ls > s && buf[ls - 1] !== LF && buf[ls - 1] !== CR) ls--
+      // Most hits are `"usage":null` (OpenAI chat with include_usage): skip them before finding their line.
+      if (!objectFollows(buf, p + this.marker.length, e)) {
+        p = buf.indexOf(this.marker, p + this.marker.length)
+        continue
+      }
+      const ls = Math.max(s, buf.lastIndexOf(LF, p) + 1, buf.lastIndexOf(CR, p) + 1)
       let le = firstEol(buf, p)
       if (le < 0 || le > e) le = e
-      if (isDataLine(buf, ls, le)) this.usageLine(buf, ls, le)
+      if (isDataLine(buf, ls, le)) this.usageLine(buf, p, le)
       p = buf.indexOf(this.marker, le)
     }
   }
@@ -169,6 +183,7 @@ export class SseUsageTap {
     }
   }
 
+  /** A data line with the usage key at `s` (and maybe again later in the line: the last one is the top-level one). */
   private usageLine(buf: Buffer, s: number, e: number): void {
     const span = findObject(buf, this.marker, s, e, true)
     if (span === undefined) return
