@@ -36,10 +36,11 @@ const credentials = (echo: HeadersEcho): Array<[string, string]> => {
   return out
 }
 
-const expectOnlyProviderKey = (echo: HeadersEcho, family: Family, upstream: Upstream): void => {
+const expectOnlyProviderKey = (echo: HeadersEcho, family: Family, upstream: Upstream, bearer = false): void => {
   const expected: Record<Family, [string, string]> = {
     openai: ["authorization", `Bearer ${PROVIDER_KEYS.openai}`],
-    anthropic: ["x-api-key", PROVIDER_KEYS.anthropic],
+    // anthropic: in the form the client used (SPEC §4)
+    anthropic: bearer ? ["authorization", `Bearer ${PROVIDER_KEYS.anthropic}`] : ["x-api-key", PROVIDER_KEYS.anthropic],
     gemini: ["x-goog-api-key", PROVIDER_KEYS.gemini]
   }
   expect(credentials(echo)).toEqual([expected[family]])
@@ -173,7 +174,7 @@ describe.each(LEGS)("errors and credentials over %s", (legName) => {
 
     it("anthropic (bearer token)", async () => {
       const echo = await anthropicToken(providerHost("anthropic", upstream), CLIENT_KEY).get<HeadersEcho>("/__headers")
-      expectOnlyProviderKey(echo, "anthropic", upstream)
+      expectOnlyProviderKey(echo, "anthropic", upstream, true)
     })
 
     it("gemini (x-goog-api-key plus ?key=)", async () => {

@@ -92,6 +92,7 @@ providers:
   - { type: anthropic, host: "secure.test", endpoint: "127.0.0.1:${echoTlsPort}", tls: true, ca_file: "${certs.caFile}", api_key: sk-provider }
   - { type: openai, host: "down.test", endpoint: "127.0.0.1:${closedPort}", tls: false, api_key: sk-provider }
   - { type: forward, host: "open.test", endpoint: "127.0.0.1:${echoPort}", tls: false }
+  - { type: openai, host: "port443.test", endpoint: "127.0.0.1", tls: true, api_key: sk-provider }
 `
   proxy = await startProxy(
     `http_port: 0\nhttp_bind_address: 127.0.0.1\nconnect_tunnel_enabled: true\n${providers}`,
@@ -131,9 +132,13 @@ describe("CONNECT refusals", () => {
     const nf = await refusal(disabled.httpPort!, "nowhere.test:1", [AUTH])
     expect(nf.status).toBe(404)
   })
-  it("port mismatch → 400", async () => {
+  it("port mismatch → 400 naming both ports, in OpenProxy's words", async () => {
     const r = await refusal(proxy.httpPort!, "tunnel.test:1234", [AUTH])
-    expect([r.status, r.body]).toEqual([400, "CONNECT port does not match the provider"])
+    expect([r.status, r.body]).toEqual([400, `CONNECT port 1234 does not match provider port ${echoPort}`])
+    // the provider's port is its upstream port (443 by default with tls: true), whatever its host says
+    const d = await refusal(proxy.httpPort!, "port443.test:8080", [AUTH])
+    expect([d.status, d.body]).toEqual([400, "CONNECT port 8080 does not match provider port 443"])
+    expect(d.head).toContain("connection: close")
   })
   it("unreachable upstream → 502", async () => {
     const r = await refusal(proxy.httpPort!, `down.test:${closedPort}`, [AUTH])
@@ -141,7 +146,7 @@ describe("CONNECT refusals", () => {
   })
   it("a target without a port → 400", async () => {
     const r = await refusal(proxy.httpPort!, "tunnel.test", [AUTH])
-    expect(r.status).toBe(400)
+    expect([r.status, r.body]).toEqual([400, "CONNECT target has no port"])
   })
   it("plain HTTP/2 CONNECT is refused with 405", async () => {
     const session = http2.connect(`http://127.0.0.1:${proxy.httpPort}`)

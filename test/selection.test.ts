@@ -171,6 +171,56 @@ providers:
   )
 })
 
+describe("selection order: match → key → health → longest prefix (SPEC §3.3)", () => {
+  const shared = `
+http_port: 8080
+providers:
+  - { type: openai, host: "s.test/v1", endpoint: "p0", tls: false, auth_keys: ["k1", "both"] }
+  - { type: openai, host: "s.test", endpoint: "p1", tls: false, auth_keys: ["k2", "both"] }
+  - { type: openai, host: "s.test/v1/deep", endpoint: "p2", tls: false, auth_keys: ["k1"], is_fallback: true }
+`
+  const r = (down: ReadonlySet<number>, path: string, key: string | undefined, exclude?: ReadonlySet<string>) =>
+    Effect.gen(function* () {
+      const layer = yield* registry(shared, down)
+      return yield* Effect.gen(function* () {
+        const router = (yield* ProviderRegistry.ProviderRegistry).current()
+        const ids = exclude === undefined ? undefined : new Set([...exclude].map((i) => router.providerIds[Number(i)]))
+        const x = router.route("s.test", 80, path, () => key, ids)
+        return x._tag === "Ok" ? [x.identity.provider.index, x.path] : x._tag
+      }).pipe(Effect.provide(layer), Effect.scoped)
+    })
+  it.effect("a key accepted only by the un-prefixed provider reaches it with the path unchanged", () =>
+    Effect.gen(function* () {
+      expect(yield* r(new Set(), "/v1/test", "k2")).toEqual([1, "/v1/test"])
+      expect(yield* r(new Set(), "/v1/test", "k1")).toEqual([0, "/test"])
+      expect(yield* r(new Set(), "/v1/test", "both")).toEqual([0, "/test"])
+      expect(yield* r(new Set(), "/v1/test", "nope")).toBe("Unauthorized")
+      expect(yield* r(new Set(), "/v1/test", undefined)).toBe("Unauthorized")
+      // k1's providers do not cover /other
+      expect(yield* r(new Set(), "/other", "k1")).toBe("Unauthorized")
+    })
+  )
+  it.effect("health before the prefix: an unhealthy longer prefix gives way to a healthy shorter one", () =>
+    Effect.gen(function* () {
+      expect(yield* r(new Set([0]), "/v1/test", "both")).toEqual([1, "/v1/test"])
+      // a provider excluded by a fail-over counts as unhealthy the same way
+      expect(yield* r(new Set(), "/v1/test", "both", new Set(["0"]))).toEqual([1, "/v1/test"])
+    })
+  )
+  it.effect("503 when every provider accepting the key is unhealthy, whatever the others' health", () =>
+    Effect.gen(function* () {
+      expect(yield* r(new Set([1]), "/v1/test", "k2")).toBe("Unavailable")
+      expect(yield* r(new Set([0, 1, 2]), "/v1/test", "nope")).toBe("Unauthorized")
+    })
+  )
+  it.effect("the longest prefix before fallback: a fallback with a longer prefix beats a primary", () =>
+    Effect.gen(function* () {
+      expect(yield* r(new Set(), "/v1/deep/x", "k1")).toEqual([2, "/x"])
+      expect(yield* r(new Set([2]), "/v1/deep/x", "k1")).toEqual([0, "/deep/x"])
+    })
+  )
+})
+
 describe("client key places (SPEC §4)", () => {
   const key = (type: ProviderType, headers: Array<string>, query?: string) =>
     clientKeyFor(type, scanRequestHeaders(headers), query)

@@ -1,11 +1,13 @@
 // Parsing of the address-like config strings: a provider's routing `host` (`name[:port][/prefix]`),
 // its upstream `endpoint` (`name[:port]`), listener bind addresses, and the upstream `Host` header value.
 import { isIP, isIPv6 } from "node:net"
-import * as Effect from "effect/Effect"
-import { type Invalid, invalid } from "./fields.js"
+import * as Either from "effect/Either"
 import type { HostMatcher } from "./types.js"
 
-interface HostPort {
+/** A parsed value, or the reason it was refused (the config loader attaches the YAML path). */
+type Parsed<A> = Either.Either<A, string>
+
+export interface HostPort {
   /** Lower-cased, without a trailing dot; IPv6 without brackets. */
   readonly name: string
   readonly ipv6: boolean
@@ -60,17 +62,17 @@ const splitHostPort = (s: string): HostPort | string => {
 const SCHEME = /^[a-z][a-z0-9+.-]*:\/\//i
 
 /** A provider `host`: `name[:port][/path-prefix]`, §3. */
-export const parseHost = (field: string, raw: string): Effect.Effect<HostMatcher, Invalid> => {
+export const parseHost = (raw: string): Parsed<HostMatcher> => {
   const s = raw.trim()
-  if (s === "") return invalid(field, "must not be empty")
-  if (SCHEME.test(s)) return invalid(field, "must be name[:port][/path-prefix], without a scheme")
+  if (s === "") return Either.left("must not be empty")
+  if (SCHEME.test(s)) return Either.left("must be name[:port][/path-prefix], without a scheme")
   const slash = s.indexOf("/")
   const authority = slash < 0 ? s : s.slice(0, slash)
   const prefix = slash < 0 ? "" : s.slice(slash)
   const hp = splitHostPort(authority)
-  if (typeof hp === "string") return invalid(field, hp)
-  if (/[\s?#]/.test(prefix)) return invalid(field, "path prefix must not contain spaces, ? or #")
-  return Effect.succeed({
+  if (typeof hp === "string") return Either.left(hp)
+  if (/[\s?#]/.test(prefix)) return Either.left("path prefix must not contain spaces, ? or #")
+  return Either.right({
     name: hp.ipv6 ? `[${hp.name}]` : hp.name,
     port: hp.port,
     // `/openai/` and `/openai` are the same prefix; `/` alone means none.
@@ -79,14 +81,14 @@ export const parseHost = (field: string, raw: string): Effect.Effect<HostMatcher
 }
 
 /** A provider `endpoint`: `name` or `name:port` (IPv6 in brackets), no scheme and no path. */
-export const parseEndpoint = (field: string, raw: string): Effect.Effect<HostPort, Invalid> => {
+export const parseEndpoint = (raw: string): Parsed<HostPort> => {
   const s = raw.trim()
-  if (s === "") return invalid(field, "must not be empty")
+  if (s === "") return Either.left("must not be empty")
   if (SCHEME.test(s) || s.includes("/")) {
-    return invalid(field, "must be a host name or IP address, optionally with :port (no scheme, no path)")
+    return Either.left("must be a host name or IP address, optionally with :port (no scheme, no path)")
   }
   const hp = splitHostPort(s)
-  return typeof hp === "string" ? invalid(field, hp) : Effect.succeed(hp)
+  return typeof hp === "string" ? Either.left(hp) : Either.right(hp)
 }
 
 /** The upstream `Host`: the endpoint (IPv6 re-bracketed) plus `:port` unless it is the scheme's default. */
@@ -96,10 +98,10 @@ export const upstreamHostHeader = (endpointHost: string, port: number, tls: bool
 }
 
 /** A listener bind address: an IPv4 or IPv6 literal (brackets allowed) or `localhost`. */
-export const bindAddress = (field: string, u: unknown): Effect.Effect<string, Invalid> => {
-  if (typeof u !== "string") return invalid(field, "must be an IPv4 or IPv6 address (or localhost)")
+export const bindAddress = (u: unknown): Parsed<string> => {
+  if (typeof u !== "string") return Either.left("must be an IPv4 or IPv6 address (or localhost)")
   const s = u.trim().replace(/^\[(.*)\]$/, "$1")
-  if (s.toLowerCase() === "localhost") return Effect.succeed("localhost")
-  if (isIP(s) === 0) return invalid(field, `must be an IPv4 or IPv6 address or localhost (got ${JSON.stringify(u)})`)
-  return Effect.succeed(s)
+  if (s.toLowerCase() === "localhost") return Either.right("localhost")
+  if (isIP(s) === 0) return Either.left(`must be an IPv4 or IPv6 address or localhost (got ${JSON.stringify(u)})`)
+  return Either.right(s)
 }

@@ -4,31 +4,19 @@
 // the reason; an error never carries a secret. Certificate, key and CA files are read here (async fs),
 // relative to the config file's directory, so an unreadable file is a config error, not a runtime one.
 import { readFile } from "node:fs/promises"
-import { availableParallelism } from "node:os"
 import * as path from "node:path"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
+import type * as Schema from "effect/Schema"
 import { LineCounter, parseDocument } from "yaml"
-import { bindAddress } from "./address.js"
-import {
-  boolean,
-  type Context,
-  duration,
-  fields,
-  filePath,
-  type Invalid,
-  integer,
-  invalid,
-  isRecord,
-  list,
-  mapping,
-  port,
-  readPem,
-  secretList
-} from "./fields.js"
-import { parseProvider } from "./provider.js"
-import type { ConfigSnapshot, HealthCheckSettings, Timeouts, TlsListenerConfig } from "./types.js"
+import { firstProblem, formatPath } from "./issues.js"
+import { Provider, toProvider } from "./provider.js"
+import { DEFAULT_HEALTH_CHECK_INTERVAL_MS, Top } from "./schema.js"
+import type { ConfigSnapshot, TlsListenerConfig } from "./types.js"
+import { ConfigInput, type Env, readPem } from "./values.js"
 
 export { summarize } from "./summary.js"
 
@@ -43,162 +31,105 @@ export class ConfigError extends Data.TaggedError("ConfigError")<{
   }
 }
 
-/** Defaults of SPEC §2 and §8; durations in milliseconds. */
-const DEFAULT_BIND_ADDRESS = "0.0.0.0"
-const DEFAULT_HEALTH_CHECK: HealthCheckSettings = {
-  enabled: false,
-  intervalMs: 60_000,
-  timeoutMs: 5_000,
-  unhealthyThreshold: 1,
-  healthyThreshold: 1,
-  cooldownMs: 30_000
-}
-const DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT_MS = 5_000
-const DEFAULT_HTTP_MAX_HEADER_SIZE = 16_384
-const HEADER_SIZE_MIN = 1024
-const HEADER_SIZE_MAX = 1_048_576
-const DEFAULT_MAX_REQUEST_BODY_SIZE = 100 * 1024 * 1024
-const DEFAULT_TIMEOUTS: Timeouts = {
-  clientHeaderMs: 30_000,
-  connectMs: 10_000,
-  tlsHandshakeMs: 10_000,
-  responseHeaderMs: 600_000,
-  idleMs: 300_000
-}
-const DEFAULT_WORKERS = 1
+/** A problem before the file name is attached: the YAML path and the reason. */
+class Invalid extends Data.TaggedError("Invalid")<{ readonly field: string; readonly reason: string }> {}
 
-const healthCheck = (field: string, u: unknown) =>
-  Effect.flatMap(mapping(field, u), (obj) =>
-    fields(obj, field, {
-      enabled: (v, f) => boolean(f, v),
-      interval: (v, f) => duration(f, v, true),
-      timeout: (v, f) => duration(f, v, true),
-      unhealthy_threshold: (v, f) => integer(f, v, 1),
-      healthy_threshold: (v, f) => integer(f, v, 1),
-      // 0 turns passive ejection off.
-      cooldown: (v, f) => duration(f, v, false)
+const invalid = (field: string, reason: string): Effect.Effect<never, Invalid> =>
+  Effect.fail(new Invalid({ field, reason }))
+
+const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/**
+ * An empty value (`key:` with nothing) counts as absent, in every mapping: it becomes `undefined`, which the
+ * field definitions take as absent (the key stays, so an unknown key is refused even when empty). List items
+ * are kept (a null item is an error of its own).
+ */
+const emptyToAbsent = (u: unknown): unknown => {
+  if (Array.isArray(u)) return u.map(emptyToAbsent)
+  if (!isRecord(u)) return u
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(u)) out[k] = v === null ? undefined : emptyToAbsent(v)
+  return out
+}
+
+/** Decodes `raw` with `schema`; a failure becomes the first problem in document order, under `base`. */
+const decode = <A, I, R>(schema: Schema.Schema<A, I, R>, raw: unknown, base: string): Effect.Effect<A, Invalid, R> =>
+  ParseResult.decodeUnknown(schema, { errors: "all", onExcessProperty: "error" })(raw).pipe(
+    Effect.mapError((issue) => {
+      const p = firstProblem(raw, issue)
+      return new Invalid({ field: formatPath(base, p.path), reason: p.reason })
     })
   )
 
-const timeouts = (field: string, u: unknown): Effect.Effect<Timeouts, Invalid> =>
-  Effect.gen(function* () {
-    const t = yield* fields(yield* mapping(field, u), field, {
-      client_header: (v, f) => duration(f, v, true),
-      connect: (v, f) => duration(f, v, true),
-      tls_handshake: (v, f) => duration(f, v, true),
-      response_header: (v, f) => duration(f, v, true),
-      idle: (v, f) => duration(f, v, true)
-    })
-    return {
-      clientHeaderMs: t.client_header ?? DEFAULT_TIMEOUTS.clientHeaderMs,
-      connectMs: t.connect ?? DEFAULT_TIMEOUTS.connectMs,
-      tlsHandshakeMs: t.tls_handshake ?? DEFAULT_TIMEOUTS.tlsHandshakeMs,
-      responseHeaderMs: t.response_header ?? DEFAULT_TIMEOUTS.responseHeaderMs,
-      idleMs: t.idle ?? DEFAULT_TIMEOUTS.idleMs
-    }
-  })
-
-const workers = (field: string, u: unknown): Effect.Effect<number, Invalid> =>
-  u === "auto"
-    ? Effect.succeed(availableParallelism())
-    : typeof u === "number" && Number.isInteger(u) && u >= 1
-      ? Effect.succeed(u)
-      : invalid(field, "must be an integer of at least 1, or auto")
-
-/** Clamped, not refused: an out-of-range size is a tuning mistake, not a broken config. */
-const headerSize = (field: string, u: unknown): Effect.Effect<number, Invalid> =>
-  Effect.map(integer(field, u), (n) => Math.min(HEADER_SIZE_MAX, Math.max(HEADER_SIZE_MIN, n)))
-
 const WILDCARDS = new Set(["0.0.0.0", "::"])
 
-const snapshot = (root: unknown, ctx: Context, source: string): Effect.Effect<ConfigSnapshot, Invalid> =>
+const snapshot = (input: unknown, source: string): Effect.Effect<ConfigSnapshot, Invalid, ConfigInput> =>
   Effect.gen(function* () {
-    if (root === null || root === undefined) return yield* invalid("", "the file is empty")
-    if (!isRecord(root)) return yield* invalid("", "the top level must be a mapping")
-    const top = yield* fields(
-      root,
-      "",
-      {
-        https_port: (v, f) => port(f, v, true),
-        https_bind_address: (v, f) => bindAddress(f, v),
-        cert_file: (v, f) => filePath(f, v, ctx),
-        private_key_file: (v, f) => filePath(f, v, ctx),
-        http_port: (v, f) => port(f, v, true),
-        http_bind_address: (v, f) => bindAddress(f, v),
-        auth_keys: (v, f) => secretList(f, v, ctx.env),
-        health_check: (v, f) => healthCheck(f, v),
-        health_check_interval: (v, f) => duration(f, v, true), // the 2.x spelling of health_check.interval
-        graceful_shutdown_timeout: (v, f) => duration(f, v, false), // 0: do not wait for in-flight work
-        connect_tunnel_enabled: (v, f) => boolean(f, v),
-        http_max_header_size: (v, f) => headerSize(f, v),
-        max_request_body_size: (v, f) => integer(f, v, 1),
-        timeouts: (v, f) => timeouts(f, v),
-        workers: (v, f) => workers(f, v),
-        providers: (v, f) => list(f, v)
-      },
-      // `defaults` and `x-*` exist to hold YAML anchors for merge keys.
-      (key) => key === "defaults" || key.startsWith("x-")
+    if (input === null || input === undefined) return yield* invalid("", "the file is empty")
+    if (!isRecord(input)) return yield* invalid("", "the top level must be a mapping")
+    // `defaults` and `x-*` exist to hold YAML anchors for merge keys.
+    const root = emptyToAbsent(
+      Object.fromEntries(Object.entries(input).filter(([k]) => k !== "defaults" && !k.startsWith("x-")))
     )
+    const {
+      https_port,
+      https_bind_address,
+      cert_file,
+      private_key_file,
+      http_port,
+      http_bind_address,
+      health_check_interval,
+      providers: entries,
+      ...settings
+    } = yield* decode(Top, root, "")
 
-    if (top.http_port === undefined && top.https_port === undefined) {
+    if (http_port === undefined && https_port === undefined) {
       return yield* invalid("http_port", "no listener configured (set http_port and/or https_port)")
     }
-    const http =
-      top.http_port === undefined
-        ? undefined
-        : { port: top.http_port, bindAddress: top.http_bind_address ?? DEFAULT_BIND_ADDRESS }
+    const http = http_port === undefined ? undefined : { port: http_port, bindAddress: http_bind_address }
     let https: TlsListenerConfig | undefined
-    if (top.https_port !== undefined) {
-      const bind = top.https_bind_address ?? DEFAULT_BIND_ADDRESS
+    if (https_port !== undefined) {
+      const bind = https_bind_address
       if (
         http !== undefined &&
         http.port !== 0 &&
-        http.port === top.https_port &&
+        http.port === https_port &&
         (http.bindAddress === bind || WILDCARDS.has(http.bindAddress) || WILDCARDS.has(bind))
       ) {
         return yield* invalid("https_port", "is the same port as http_port")
       }
-      if (top.cert_file === undefined) return yield* invalid("cert_file", "required when https_port is set")
-      if (top.private_key_file === undefined) {
-        return yield* invalid("private_key_file", "required when https_port is set")
-      }
-      const cert = yield* readPem("cert_file", top.cert_file, "CERTIFICATE")
-      const key = yield* readPem("private_key_file", top.private_key_file, "PRIVATE KEY")
-      https = {
-        port: top.https_port,
-        bindAddress: bind,
-        certFile: top.cert_file,
-        privateKeyFile: top.private_key_file,
-        cert,
-        key: Redacted.make(key)
-      }
+      if (cert_file === undefined) return yield* invalid("cert_file", "required when https_port is set")
+      if (private_key_file === undefined) return yield* invalid("private_key_file", "required when https_port is set")
+      const pem = (field: string, file: string, marker: string) =>
+        Effect.mapError(readPem(file, marker), (reason) => new Invalid({ field, reason }))
+      const cert = yield* pem("cert_file", cert_file, "CERTIFICATE")
+      const key = yield* pem("private_key_file", private_key_file, "PRIVATE KEY")
+      const listener = { port: https_port, bindAddress: bind, certFile: cert_file, privateKeyFile: private_key_file }
+      https = { ...listener, cert, key: Redacted.make(key) }
     }
 
-    if (top.providers === undefined) return yield* invalid("providers", "required (a list of at least one provider)")
-    if (top.providers.length === 0) return yield* invalid("providers", "must list at least one provider")
-    const providers = yield* Effect.forEach(top.providers, (p, i) => parseProvider(p, i, ctx))
+    if (entries === undefined) return yield* invalid("providers", "required (a list of at least one provider)")
+    if (entries.length === 0) return yield* invalid("providers", "must list at least one provider")
+    const providers = yield* Effect.forEach(entries, (entry, index) => {
+      const base = `providers[${index}]`
+      return decode(Provider, entry, base).pipe(
+        Effect.flatMap((fields) =>
+          Either.mapLeft(
+            toProvider(fields, index),
+            (r) => new Invalid({ field: `${base}.${r.field}`, reason: r.reason })
+          )
+        )
+      )
+    })
 
-    const hc = top.health_check ?? {}
+    const hc = settings.healthCheck
     return {
       source,
       https,
       http,
-      authKeys: top.auth_keys ?? [], // default []: no client auth unless a provider has its own keys
-      healthCheck: {
-        enabled: hc.enabled ?? DEFAULT_HEALTH_CHECK.enabled,
-        // An explicit health_check.interval wins over the old top-level health_check_interval.
-        intervalMs: hc.interval ?? top.health_check_interval ?? DEFAULT_HEALTH_CHECK.intervalMs,
-        timeoutMs: hc.timeout ?? DEFAULT_HEALTH_CHECK.timeoutMs,
-        unhealthyThreshold: hc.unhealthy_threshold ?? DEFAULT_HEALTH_CHECK.unhealthyThreshold,
-        healthyThreshold: hc.healthy_threshold ?? DEFAULT_HEALTH_CHECK.healthyThreshold,
-        cooldownMs: hc.cooldown ?? DEFAULT_HEALTH_CHECK.cooldownMs
-      },
-      gracefulShutdownTimeoutMs: top.graceful_shutdown_timeout ?? DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT_MS,
-      connectTunnelEnabled: top.connect_tunnel_enabled ?? false,
-      httpMaxHeaderSize: top.http_max_header_size ?? DEFAULT_HTTP_MAX_HEADER_SIZE,
-      maxRequestBodySize: top.max_request_body_size ?? DEFAULT_MAX_REQUEST_BODY_SIZE,
-      timeouts: top.timeouts ?? DEFAULT_TIMEOUTS,
-      workers: top.workers ?? DEFAULT_WORKERS,
+      ...settings,
+      // An explicit health_check.interval wins over the old top-level health_check_interval.
+      healthCheck: { ...hc, intervalMs: hc.intervalMs ?? health_check_interval ?? DEFAULT_HEALTH_CHECK_INTERVAL_MS },
       providers
     }
   })
@@ -233,22 +164,19 @@ const parseYaml = (text: string, file: string): Effect.Effect<unknown, ConfigErr
 export const parseConfig = (
   text: string,
   file: string,
-  env: Record<string, string | undefined> = process.env
+  env: Env = process.env
 ): Effect.Effect<ConfigSnapshot, ConfigError> =>
   Effect.gen(function* () {
     const root = yield* parseYaml(text, file)
     const source = path.resolve(file)
-    const ctx: Context = { env, baseDir: path.dirname(source) }
-    return yield* snapshot(root, ctx, source).pipe(
+    return yield* snapshot(root, source).pipe(
+      Effect.provideService(ConfigInput, { env, baseDir: path.dirname(source) }),
       Effect.mapError((e) => new ConfigError({ file, field: e.field, reason: e.reason }))
     )
   })
 
 /** Reads (async) and validates a config file. */
-export const loadConfig = (
-  file: string,
-  env: Record<string, string | undefined> = process.env
-): Effect.Effect<ConfigSnapshot, ConfigError> =>
+export const loadConfig = (file: string, env: Env = process.env): Effect.Effect<ConfigSnapshot, ConfigError> =>
   Effect.tryPromise({
     try: () => readFile(file, "utf8"),
     catch: (e) => {

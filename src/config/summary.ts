@@ -41,7 +41,10 @@ export const summarize = (c: ConfigSnapshot): string => {
       `unhealthy after ${hc.unhealthyThreshold}, healthy after ${hc.healthyThreshold}, cooldown ${seconds(hc.cooldownMs)})`,
     `timeouts: client_header ${seconds(t.clientHeaderMs)}, connect ${seconds(t.connectMs)}, ` +
       `tls_handshake ${seconds(t.tlsHandshakeMs)}, response_header ${seconds(t.responseHeaderMs)}, idle ${seconds(t.idleMs)}`,
-    `limits: http_max_header_size ${c.httpMaxHeaderSize} bytes, max_request_body_size ${c.maxRequestBodySize} bytes`,
+    `limits: http_max_header_size ${c.httpMaxHeaderSize} bytes, http_max_headers_count ${c.httpMaxHeadersCount}, ` +
+      `max_request_body_size ${c.maxRequestBodySize} bytes`,
+    `connections: max_connections ${c.maxConnections} per process, ` +
+      `http2_max_concurrent_streams ${c.http2MaxConcurrentStreams} per session`,
     `workers: ${c.workers}, graceful_shutdown_timeout ${seconds(c.gracefulShutdownTimeoutMs)}, ` +
       `connect tunnel ${c.connectTunnelEnabled ? "enabled" : "disabled"}`,
     `providers (${c.providers.length}):`,

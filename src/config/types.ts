@@ -1,9 +1,18 @@
 // The validated, immutable configuration snapshot the rest of openproxy reads.
 // Produced by `loadConfig` (src/config/load.ts) from an OpenProxy 2.x compatible YAML file.
 // Every duration is in milliseconds here (the YAML uses seconds); every secret is `Redacted`.
+// The plain settings are derived from their Schema definitions (schema.ts, provider.ts): a field and its
+// default are written once, there; what is assembled from several fields is written out here.
 import type * as Redacted from "effect/Redacted"
+import type * as Schema from "effect/Schema"
+import type { PROVIDER_TYPES, Provider } from "./provider.js"
+import type { Settings } from "./schema.js"
 
-export type ProviderType = "openai" | "anthropic" | "gemini" | "forward"
+/** `openai`, `anthropic`, `gemini`, `forward` (provider.ts). */
+export type ProviderType = (typeof PROVIDER_TYPES)[number]
+
+/** A provider's fields as written, defaults applied (provider.ts). */
+type ProviderFields = Schema.Schema.Type<typeof Provider>
 
 /** Where a provider key comes from. */
 export type KeySource =
@@ -27,19 +36,14 @@ export interface HostMatcher {
   readonly pathPrefix: string
 }
 
-export interface ProviderHealthCheck {
-  /** Default GET. */
-  readonly method: string
-  readonly path: string
-  readonly body: string | undefined
-  /** Parsed from `"Name: value"` strings. */
-  readonly headers: ReadonlyArray<readonly [string, string]>
-}
+/** A provider's active probe: `method` (upper-cased), `path`, `body`, `headers` parsed from "Name: value". */
+export type ProviderHealthCheck = NonNullable<Schema.Schema.Type<typeof Provider>["healthCheck"]>
 
-export interface ProviderConfig {
+/** A provider's settings (`tls`, `weight`, ... as defined in provider.ts) plus what is derived from them. */
+export interface ProviderConfig
+  extends Pick<ProviderFields, "type" | "tls" | "http2" | "weight" | "priority" | "isFallback" | "apiKeyCacheTtlMs"> {
   /** Position in `providers[]`; also used in log lines and error paths. */
   readonly index: number
-  readonly type: ProviderType
   /** The `host` string as written (for summaries and logs). */
   readonly hostRaw: string
   readonly host: HostMatcher
@@ -48,38 +52,23 @@ export interface ProviderConfig {
   readonly endpointPort: number
   /** Value sent as the upstream `Host` (name, plus `:port` when not the scheme default). */
   readonly upstreamHostHeader: string
-  readonly tls: boolean
-  readonly http2: "auto" | boolean
   readonly caFile: string | undefined
   /** Contents of `ca_file`, read at load time so a missing file is a config error. */
   readonly ca: string | undefined
-  readonly weight: number
-  readonly priority: number
-  readonly isFallback: boolean
   /** Empty when the provider has no key (allowed for openai and forward only). */
   readonly keys: ReadonlyArray<ProviderKey>
-  readonly apiKeyCacheTtlMs: number
   /** Provider-level client keys (added to the global ones). */
   readonly authKeys: ReadonlyArray<Redacted.Redacted<string>>
   readonly healthCheck: ProviderHealthCheck | undefined
 }
 
-export interface HealthCheckSettings {
-  readonly enabled: boolean
-  readonly intervalMs: number
-  readonly timeoutMs: number
-  readonly unhealthyThreshold: number
-  readonly healthyThreshold: number
-  readonly cooldownMs: number
-}
+type SettingsFields = Schema.Schema.Type<typeof Settings>
 
-export interface Timeouts {
-  readonly clientHeaderMs: number
-  readonly connectMs: number
-  readonly tlsHandshakeMs: number
-  readonly responseHeaderMs: number
-  readonly idleMs: number
-}
+/** `health_check:` (schema.ts); `intervalMs` is resolved with the 2.x `health_check_interval`. */
+export type HealthCheckSettings = Required<SettingsFields["healthCheck"]>
+
+/** `timeouts:` (schema.ts). */
+export type Timeouts = SettingsFields["timeouts"]
 
 export interface TlsListenerConfig {
   readonly port: number
@@ -96,20 +85,12 @@ export interface PlainListenerConfig {
   readonly bindAddress: string
 }
 
-export interface ConfigSnapshot {
+/** The top-level settings of schema.ts (`maxConnections`, `timeouts`, ...) plus what is assembled. */
+export interface ConfigSnapshot extends Omit<SettingsFields, "healthCheck"> {
   /** Absolute path of the file this snapshot came from. */
   readonly source: string
   readonly https: TlsListenerConfig | undefined
   readonly http: PlainListenerConfig | undefined
-  readonly authKeys: ReadonlyArray<Redacted.Redacted<string>>
   readonly healthCheck: HealthCheckSettings
-  readonly gracefulShutdownTimeoutMs: number
-  readonly connectTunnelEnabled: boolean
-  /** Clamped to [1024, 1 MiB]. */
-  readonly httpMaxHeaderSize: number
-  readonly maxRequestBodySize: number
-  readonly timeouts: Timeouts
-  /** Resolved: `auto` becomes the number of cores. */
-  readonly workers: number
   readonly providers: ReadonlyArray<ProviderConfig>
 }

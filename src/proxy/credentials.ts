@@ -120,40 +120,56 @@ const nonEmpty = (v: string | undefined): string | undefined => {
 const OAUTH_BETA = "oauth-2025-04-20"
 
 /**
- * The header pairs that carry the provider key upstream (added exactly once).
- * `fromCommand` marks a `$(command)` key: anthropic then uses `Authorization: Bearer` plus the OAuth beta flag,
- * merged into the client's `anthropic-beta` (whose original header is then dropped, see `dropForCredential`).
+ * Anthropic: whether the client authenticated with a Bearer token (`Authorization` or `Proxy-Authorization`)
+ * rather than `x-api-key`, read in the order of `clientKeyFor`.
+ */
+const clientUsedBearer = (info: RequestHeadInfo): boolean =>
+  nonEmpty(info.xApiKey) === undefined &&
+  (bearer(info.authorization) !== undefined || bearer(info.proxyAuthorization) !== undefined)
+
+/**
+ * The header pairs that carry the provider key upstream (added exactly once), spelled as OpenProxy writes them:
+ * `Authorization`, `X-API-Key`, `x-goog-api-key` (some upstream harnesses compare raw header bytes).
+ * Anthropic uses the form the client used (SPEC §4): Bearer when the client sent a Bearer token, so a static
+ * OAuth token configured as `api_key` works for clients that send one, else `X-API-Key`. A `$(command)` key
+ * (`fromCommand`) is always Bearer plus the OAuth beta flag, merged into the client's `anthropic-beta` (whose
+ * original headers are then dropped, see `ANTHROPIC_BETA_DROP`) and joined with ", ".
+ * `client` is the request's header scan (undefined for the proxy's own requests, such as health probes).
  */
 export const providerCredentialHeaders = (
   type: ProviderType,
   key: Redacted.Redacted<string> | undefined,
   fromCommand: boolean,
-  clientAnthropicBeta: string | undefined
+  client: RequestHeadInfo | undefined
 ): Array<string> => {
   if (key === undefined) return []
   const value = Redacted.value(key)
   switch (type) {
     case "openai":
-      return ["authorization", `Bearer ${value}`]
+      return ["Authorization", `Bearer ${value}`]
     case "anthropic": {
-      if (!fromCommand) return ["x-api-key", value]
-      const betas =
-        clientAnthropicBeta === undefined
-          ? [OAUTH_BETA]
-          : [
-              ...clientAnthropicBeta
-                .split(",")
-                .map((b) => b.trim())
-                .filter((b) => b.length > 0 && b !== OAUTH_BETA),
-              OAUTH_BETA
-            ]
-      return ["authorization", `Bearer ${value}`, "anthropic-beta", betas.join(",")]
+      if (fromCommand) return ["Authorization", `Bearer ${value}`, "anthropic-beta", mergeBeta(client?.anthropicBeta)]
+      return client !== undefined && clientUsedBearer(client)
+        ? ["Authorization", `Bearer ${value}`]
+        : ["X-API-Key", value]
     }
     case "gemini":
       return ["x-goog-api-key", value]
     case "forward":
       return []
   }
+}
+
+/** The client's `anthropic-beta` values (all its headers, comma lists) plus the OAuth flag, once, joined ", ". */
+const mergeBeta = (client: string | undefined): string => {
+  if (client === undefined) return OAUTH_BETA
+  let out = ""
+  for (const raw of client.split(",")) {
+    const b = raw.trim()
+    if (b.length === 0 || b === OAUTH_BETA) continue
+    out += `${b}, `
+  }
+  return out + OAUTH_BETA
 }
 
 /** Headers the credential injection replaces, to drop from the client's copy. */

@@ -282,7 +282,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     private readonly isH2: boolean,
     private readonly info: RequestHeadInfo,
     private readonly requestId: string,
-    private readonly path: string
+    /** The path the chosen provider gets (its prefix removed); a fail-over may pick another prefix. */
+    private path: string
   ) {
     res.on("close", () => {
       if (this.finished) return
@@ -322,7 +323,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const snapshot = this.ctx.router().snapshot
     const strip = p.type !== "forward"
     const fromCommand = a.identity.key?.source._tag === "Command"
-    const extra = providerCredentialHeaders(p.type, a.key, fromCommand, this.info.anthropicBeta)
+    const extra = providerCredentialHeaders(p.type, a.key, fromCommand, this.info)
     const headers = buildUpstreamHeaders(
       this.req.rawHeaders,
       this.info,
@@ -485,7 +486,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     const r = this.retry
     if (r === undefined) return undefined
     const routed = r.router.route(r.hostName, r.port, r.url, r.keyFor, excluded, r.digest)
-    return routed._tag === "Ok" ? routed.identity : undefined
+    if (routed._tag !== "Ok") return undefined
+    this.path = routed.path
+    return routed.identity
   }
 
   private fail(kind: ErrorKind, err: Error): void {

@@ -38,22 +38,29 @@ export const Errors = {
   tooLarge: [413, "request body too large"],
   headerTooLarge: [431, "request header fields too large"],
   connectDisabled: [403, "CONNECT tunnel not enabled"],
-  connectPortMismatch: [400, "CONNECT port does not match the provider"],
+  /** Sent with `connectPortMismatch(N, M)` as the body: `CONNECT port N does not match provider port M`. */
+  connectPortMismatch: [400, "CONNECT port does not match provider port"],
+  connectNoPort: [400, "CONNECT target has no port"],
   methodNotAllowed: [405, "method not allowed"]
 } as const satisfies Record<string, readonly [number, string]>
 
 export type ErrorKind = keyof typeof Errors
 
+/** The body of a CONNECT port mismatch, as OpenProxy words it (its scripts compare the text). */
+export const connectPortMismatch = (requested: number, provider: number): string =>
+  `CONNECT port ${requested} does not match provider port ${provider}`
+
 /**
  * Sends one of the proxy's own errors. `close` asks HTTP/1.1 to close the connection afterwards: only when the
- * request framing is broken or the body was not read.
+ * request framing is broken or the body was not read. `detail` replaces the body for errors that name values.
  */
-export const sendError = (res: ClientResponse, kind: ErrorKind, close = false): void => {
+export const sendError = (res: ClientResponse, kind: ErrorKind, close = false, detail?: string): void => {
   if (res.headersSent || res.writableEnded || isGone(res)) {
     abortClient(res)
     return
   }
-  const [status, body] = Errors[kind]
+  const status = Errors[kind][0]
+  const body = detail ?? Errors[kind][1]
   const buf = Buffer.from(body)
   const headers: Record<string, string | number> = {
     "content-type": "text/plain; charset=utf-8",

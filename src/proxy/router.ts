@@ -47,16 +47,51 @@ export const providerIdOf = (p: ProviderConfig): string => {
   return `${p.index}:${p.type}:${h.digest("hex").slice(0, 16)}`
 }
 
-/** Path after removing a provider's prefix; `undefined` when the prefix does not match (SPEC §3.2). */
-const matchPrefix = (prefix: string, path: string): string | undefined => {
-  if (prefix === "") return path
-  if (!path.startsWith(prefix)) return undefined
-  const rest = path.slice(prefix.length)
+/** True when `prefix` covers `url`: equal, or followed by `/` or `?` (SPEC §3.2; `/openai` not `/openai-x`). */
+const prefixCovers = (prefix: string, url: string): boolean => {
+  if (prefix === "") return true
+  if (!url.startsWith(prefix)) return false
+  if (url.length === prefix.length) return true
+  const c = url.charCodeAt(prefix.length)
+  return c === 47 /* / */ || c === 63 /* ? */
+}
+
+/** Path after removing a prefix that covers it (`/openai` alone and `/openai?x` become `/` and `/?x`). */
+const stripPrefix = (prefix: string, url: string): string => {
+  if (prefix === "") return url
+  const rest = url.slice(prefix.length)
   if (rest === "") return "/"
-  const c = rest.charCodeAt(0)
-  if (c === 47 /* / */) return rest
-  if (c === 63 /* ? */) return "/" + rest
-  return undefined
+  return rest.charCodeAt(0) === 63 /* ? */ ? "/" + rest : rest
+}
+
+/** The client's key digest per provider type, computed at most once per route() call. */
+class KeyDigests {
+  private openai: Buffer | null | undefined
+  private anthropic: Buffer | null | undefined
+  private gemini: Buffer | null | undefined
+  constructor(
+    private readonly clientKey: (type: ProviderType) => string | undefined,
+    private readonly digest: (key: string) => Buffer
+  ) {}
+  get(type: ProviderType): Buffer | null {
+    switch (type) {
+      case "openai":
+        if (this.openai === undefined) this.openai = this.compute(type)
+        return this.openai
+      case "anthropic":
+        if (this.anthropic === undefined) this.anthropic = this.compute(type)
+        return this.anthropic
+      case "gemini":
+        if (this.gemini === undefined) this.gemini = this.compute(type)
+        return this.gemini
+      case "forward":
+        return null
+    }
+  }
+  private compute(type: ProviderType): Buffer | null {
+    const k = this.clientKey(type)
+    return k === undefined ? null : this.digest(k)
+  }
 }
 
 export class Router {
@@ -94,31 +129,12 @@ export class Router {
     this.providerIds = ids
   }
 
-  /** Providers whose host matches, restricted to the longest matching path prefix; with the stripped path. */
-  match(hostname: string, port: number, url: string): { entries: Array<Entry>; path: string } | undefined {
-    const list = this.byHost.get(hostname)
-    if (list === undefined) return undefined
-    let bestLen = -1
-    let path = url
-    let entries: Array<Entry> | undefined
-    for (const e of list) {
-      const hp = e.provider.host
-      if (hp.port !== undefined && hp.port !== port) continue
-      if (bestLen !== -1 && hp.pathPrefix.length < bestLen) break
-      const stripped = matchPrefix(hp.pathPrefix, url)
-      if (stripped === undefined) continue
-      if (entries === undefined) {
-        entries = [e]
-        bestLen = hp.pathPrefix.length
-        path = stripped
-      } else entries.push(e)
-    }
-    return entries === undefined ? undefined : { entries, path }
-  }
-
   /**
-   * SPEC §3.3: matching → accepting the client's key (none: 401) → healthy (none: 503) → non-fallback if any
-   * → highest priority → weighted random. `clientKey(type)` yields the client's key as that type reads it.
+   * SPEC §3.3: matching providers (host, port, a prefix covering the path or none) → those accepting the client's
+   * key (none: 401) → healthy and not `exclude`d (none: 503) → the longest matching prefix among those →
+   * non-fallback if any → highest priority → weighted random. The key is checked before any prefix preference,
+   * so a key accepted only by an un-prefixed provider reaches it with the path unchanged.
+   * `clientKey(type)` yields the client's key as that type reads it.
    */
   route(
     hostname: string,
@@ -128,43 +144,60 @@ export class Router {
     exclude?: ReadonlySet<string>,
     digest: (key: string) => Buffer = keyDigest
   ): RouteResult {
-    const m = this.match(hostname, port, url)
-    if (m === undefined) return NOT_FOUND
-    if (m.entries.length === 1 && exclude === undefined) {
-      // The common case, one provider for the route: no intermediate arrays.
-      const e = m.entries[0]
+    const list = this.byHost.get(hostname)
+    if (list === undefined) return NOT_FOUND
+    if (list.length === 1 && exclude === undefined) {
+      // The common case, one provider for the host name: no intermediate state.
+      const e = list[0]
+      const hp = e.provider.host
+      if ((hp.port !== undefined && hp.port !== port) || !prefixCovers(hp.pathPrefix, url)) return NOT_FOUND
       if (!e.open) {
         const k = clientKey(e.provider.type)
         if (k === undefined || !digestAccepted(digest(k), e.accepted)) return UNAUTHORIZED
       }
       if (!this.isHealthy(e.providerId)) return UNAVAILABLE
       const identity = e.identities.length === 1 ? e.identities[0] : pickWeighted([e])
-      return { _tag: "Ok", identity, path: m.path, candidates: 1 }
+      return { _tag: "Ok", identity, path: stripPrefix(hp.pathPrefix, url), candidates: 1 }
     }
-    const digests = new Map<ProviderType, Buffer | null>()
-    const accepting: Array<Entry> = []
-    for (const e of m.entries) {
-      if (e.open) {
-        accepting.push(e)
-        continue
+    let digests: KeyDigests | undefined
+    let matched = false
+    let accepted = false
+    // The list is sorted by prefix length, longest first: the first usable entry fixes the prefix, and the pool
+    // ends where the prefix gets shorter (two prefixes of equal length covering one path are the same prefix).
+    let pool: Array<Entry> | undefined
+    let prefixLen = -1
+    for (const e of list) {
+      const hp = e.provider.host
+      if (pool !== undefined && hp.pathPrefix.length < prefixLen) break
+      if (hp.port !== undefined && hp.port !== port) continue
+      if (!prefixCovers(hp.pathPrefix, url)) continue
+      matched = true
+      if (!e.open) {
+        digests ??= new KeyDigests(clientKey, digest)
+        const d = digests.get(e.provider.type)
+        if (d === null || !digestAccepted(d, e.accepted)) continue
       }
-      let d = digests.get(e.provider.type)
-      if (d === undefined) {
-        const k = clientKey(e.provider.type)
-        d = k === undefined ? null : digest(k)
-        digests.set(e.provider.type, d)
-      }
-      if (d !== null && digestAccepted(d, e.accepted)) accepting.push(e)
+      accepted = true
+      if (exclude?.has(e.providerId) || !this.isHealthy(e.providerId)) continue
+      if (pool === undefined) {
+        pool = [e]
+        prefixLen = hp.pathPrefix.length
+      } else pool.push(e)
     }
-    if (accepting.length === 0) return UNAUTHORIZED
-    let healthy = accepting.filter((e) => this.isHealthy(e.providerId) && !exclude?.has(e.providerId))
-    if (healthy.length === 0) return UNAVAILABLE
-    const primary = healthy.filter((e) => !e.provider.isFallback)
-    if (primary.length > 0) healthy = primary
+    if (pool === undefined) return !matched ? NOT_FOUND : !accepted ? UNAUTHORIZED : UNAVAILABLE
+    const path = stripPrefix(pool[0].provider.host.pathPrefix, url)
+    if (pool.length === 1) {
+      const e = pool[0]
+      const identity = e.identities.length === 1 ? e.identities[0] : pickWeighted(pool)
+      return { _tag: "Ok", identity, path, candidates: 1 }
+    }
+    let primaries = 0
+    for (const e of pool) if (!e.provider.isFallback) primaries++
+    const fallback = primaries === 0
     let top = Number.NEGATIVE_INFINITY
-    for (const e of healthy) if (e.provider.priority > top) top = e.provider.priority
-    const tier = healthy.filter((e) => e.provider.priority === top)
-    return { _tag: "Ok", identity: pickWeighted(tier), path: m.path, candidates: healthy.length }
+    for (const e of pool) if (e.provider.isFallback === fallback && e.provider.priority > top) top = e.provider.priority
+    const tier = pool.filter((e) => e.provider.isFallback === fallback && e.provider.priority === top)
+    return { _tag: "Ok", identity: pickWeighted(tier), path, candidates: fallback ? pool.length : primaries }
   }
 }
 

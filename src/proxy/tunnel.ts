@@ -11,7 +11,7 @@ import type { ProviderConfig, Timeouts } from "../config/types.js"
 import type { ProxyContext } from "./forward.js"
 import { parseHost } from "./forward.js"
 import { scanRequestHeaders } from "./headers.js"
-import { classifyUpstreamError, type ErrorKind, sendError } from "./respond.js"
+import { classifyUpstreamError, connectPortMismatch, type ErrorKind, sendError } from "./respond.js"
 import type { Identity } from "./router.js"
 
 /** Upstream attempts for one tunnel or WebSocket: a provider that cannot be reached fails over, as on HTTP. */
@@ -134,7 +134,15 @@ export const handleConnect = (ctx: ProxyContext, req: http.IncomingMessage, sock
   socket.on("error", noop)
   const router = ctx.router()
   const snapshot = router.snapshot
-  const reply = (kind: ErrorKind): void => sendError(responseOnSocket(req, socket), kind, true)
+  // The first mismatching provider's port, for the 400's text.
+  let providerPort = 0
+  const reply = (kind: ErrorKind): void =>
+    sendError(
+      responseOnSocket(req, socket),
+      kind,
+      true,
+      kind === "connectPortMismatch" ? connectPortMismatch(target?.port ?? 0, providerPort) : undefined
+    )
 
   const target = parseHost(req.url ?? "", -1)
   if (target === undefined) return reply("badRequest")
@@ -152,9 +160,12 @@ export const handleConnect = (ctx: ProxyContext, req: http.IncomingMessage, sock
       if (r._tag === "Unauthorized") return "unauthorized"
       if (!snapshot.connectTunnelEnabled) return "connectDisabled"
       if (r._tag === "Unavailable") return mismatch ? "connectPortMismatch" : "noHealthy"
+      // RFC 9110 §9.3.6: a CONNECT target is host:port (OpenProxy would take the provider's port instead).
+      if (target.port === -1) return "connectNoPort"
       if (r.identity.provider.endpointPort === target.port) return r.identity
       // Another provider for the same host may have the right port: keep looking among the rest.
       excluded.add(r.identity.providerId)
+      if (!mismatch) providerPort = r.identity.provider.endpointPort
       mismatch = true
     }
   }

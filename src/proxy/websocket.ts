@@ -177,7 +177,7 @@ const startWebSocket = (ctx: ProxyContext, hs: Handshake, sink: Sink): (() => vo
     const fromCommand = identity.key?.source._tag === "Command"
     // The browser form is swapped for the provider key in the same place; otherwise the usual header.
     const inProtocol = strip && p.type === "openai" && keyFromProtocol
-    const extra = inProtocol ? [] : providerCredentialHeaders(p.type, key, fromCommand, hs.info.anthropicBeta)
+    const extra = inProtocol ? [] : providerCredentialHeaders(p.type, key, fromCommand, hs.info)
     const drop = union(
       hs.freshKey ? DROP_PROTOCOL_KEY : DROP_PROTOCOL,
       p.type === "anthropic" && fromCommand ? ANTHROPIC_BETA_DROP : undefined
