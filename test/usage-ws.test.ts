@@ -84,6 +84,17 @@ describe("WebSocket frames (no compression)", () => {
     )
   })
 
+  it("a connection cut in the middle of a message: the responses completed before it", async () => {
+    const cut = stream.length - 600 // inside the last response.done (about 2 KiB, before a 4-byte close frame)
+    const r = await runTap(undefined, [stream.subarray(0, cut)])
+    expect(r).toEqual({
+      usage: X.realtimeResponseUsage,
+      responseModel: "gpt-realtime-2025-08-28",
+      responses: 1,
+      complete: true
+    })
+  })
+
   it("bytes after a close frame are ignored; no response.done means no usage", async () => {
     const r = await runTap(undefined, [frame(8, Buffer.alloc(0)), frame(1, done1)])
     expect(r).toEqual({ usage: undefined, responseModel: "unknown", responses: 0, complete: true })

@@ -203,6 +203,18 @@ describe("JSON tap", () => {
     }
   }
 
+  it("property: a gzip body split anywhere gives the same usage", async () => {
+    const gz = gzipSync(Buffer.from(X.anthropicJson))
+    await fc.assert(
+      fc.asyncProperty(cutsFor(gz.length), async (cuts) => {
+        const tap = new JsonUsageTap("anthropic", { contentEncoding: "gzip" })
+        for (const part of split(gz, cuts)) tap.push(part)
+        expect((await tap.finish()).usage).toEqual(X.anthropicUsage)
+      }),
+      { numRuns: 100 }
+    )
+  })
+
   it("raw deflate (sent by some servers as 'deflate') is read too", async () => {
     const tap = new JsonUsageTap("anthropic", { contentEncoding: "deflate" })
     tap.push(deflateRawSync(Buffer.from(X.anthropicJson)))
