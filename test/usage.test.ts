@@ -335,9 +335,7 @@ describe("SSE tap", () => {
           const r = runSse(s.kind, parts)
           expect(r.usage).toEqual(s.usage)
           expect(r.responseModel).toBe(s.model)
-          // CRLF (Gemini): the line is complete at its CR, one byte before the LF.
-          const end = s.kind === "gemini" ? firstLineEnd - 1 : firstLineEnd
-          expect(r.firstContentAt).toBe(chunkEndHolding(parts, end))
+          expect(r.firstContentAt).toBe(chunkEndHolding(parts, firstLineEnd))
         }),
         { numRuns: 150 }
       )

@@ -67,7 +67,9 @@ export const findObject = (buf: Buffer, key: Buffer, from: number, end: number, 
 }
 
 /** The first string value of `key` in `buf[from, end)`, when it is at most 200 bytes and has no escapes. */
-export const findString = (buf: Buffer, key: Buffer, from: number, end: number): string | undefined => {
+export const findString = (whole: Buffer, key: Buffer, from: number, end: number): string | undefined => {
+  // A view that ends at `end`, so a missing key costs a search of this range, not of the rest of the buffer.
+  const buf = end < whole.length ? whole.subarray(0, end) : whole
   let at = buf.indexOf(key, from)
   while (at >= 0 && at + key.length <= end) {
     const v = valueStart(buf, at, key.length, end)

@@ -15,7 +15,10 @@
 //   audio);
 // - Anthropic: the first `content_block_delta` (text, thinking or tool input);
 // - Gemini: the first chunk with content `parts`.
-// Events are assumed to carry their JSON on one `data:` line, as all three providers send them.
+// Events are assumed to carry their JSON on one `data:` line, as all three providers send them. Lines end in LF or
+// CRLF (a CR stays at the end of the line, where JSON allows whitespace); every search goes forward from the last
+// position or back to the nearest LF, so a chunk costs time linear in its size. CR-only line ends (allowed by the
+// SSE format, sent by no provider) are not recognized: such a stream reports no usage.
 
 import type { UsageResult } from "./json.js"
 import { findObject, findString, firstType } from "./scan.js"
@@ -39,7 +42,6 @@ const CHAT_CONTENT =
 const MAX_LINE = 16 * 1024 * 1024
 
 const LF = 0x0a
-const CR = 0x0d
 
 const isDataLine = (buf: Buffer, s: number, e: number): boolean =>
   e - s >= 5 &&
@@ -58,14 +60,8 @@ const objectFollows = (buf: Buffer, i: number, e: number): boolean => {
   return buf[i] === 0x7b
 }
 
-/** Index of the first CR or LF at or after `from`, or -1. */
-const firstEol = (buf: Buffer, from: number): number => {
-  const n = buf.indexOf(LF, from)
-  const r = buf.indexOf(CR, from)
-  return n < 0 ? r : r < 0 ? n : Math.min(n, r)
-}
-
-const lastEol = (buf: Buffer): number => Math.max(buf.lastIndexOf(LF), buf.lastIndexOf(CR))
+/** Index of the first LF at or after `from`, or -1. */
+const firstEol = (buf: Buffer, from: number): number => buf.indexOf(LF, from)
 
 /** One per response: `push` every chunk as it passes to the client, `finish` once at the end. Never throws. */
 export class SseUsageTap {
@@ -114,8 +110,7 @@ export class SseUsageTap {
       }
       from = eol + 1
     }
-    const end = chunk[chunk.length - 1]
-    const last = end === LF || end === CR ? chunk.length - 1 : lastEol(chunk)
+    const last = chunk[chunk.length - 1] === LF ? chunk.length - 1 : chunk.lastIndexOf(LF)
     if (last >= from) this.lines(chunk, from, last)
     const rest = Math.max(last + 1, from)
     if (rest < chunk.length) this.hold(chunk.subarray(rest))
@@ -145,7 +140,7 @@ export class SseUsageTap {
         p = buf.indexOf(this.marker, p + this.marker.length)
         continue
       }
-      const ls = Math.max(s, buf.lastIndexOf(LF, p) + 1, buf.lastIndexOf(CR, p) + 1)
+      const ls = Math.max(s, buf.lastIndexOf(LF, p) + 1)
       let le = firstEol(buf, p)
       if (le < 0 || le > e) le = e
       if (isDataLine(buf, ls, le)) this.usageLine(buf, p, le)
@@ -177,8 +172,7 @@ export class SseUsageTap {
       case "anthropic":
         return firstType(buf, s, e) === "content_block_delta"
       case "gemini": {
-        const p = buf.indexOf(PARTS, s)
-        return p >= 0 && p < e
+        return buf.subarray(s, e).indexOf(PARTS) >= 0
       }
     }
   }
