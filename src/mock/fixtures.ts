@@ -1,5 +1,8 @@
 // Provider-shaped response bodies for the mock: OpenAI (chat, responses, embeddings, models),
-// Anthropic (messages) and Gemini (generateContent) JSON and SSE payloads.
+// Anthropic (messages) and Gemini (generateContent) JSON and SSE payloads. With a `MockUsage` (usage.ts) they
+// carry those figures in each provider's own usage shape (cache and reasoning tokens included); without one,
+// the historical fixed usage.
+import * as U from "./usage.js"
 
 export const REPLY = "Hello from the mock provider."
 export const REPLY_DELTAS = ["Hello", " from", " the", " mock", " provider", "."]
@@ -30,7 +33,7 @@ export const jsonError = (message: string, type = "invalid_request_error"): Buff
 
 // ---------- OpenAI chat completions ----------
 
-export const chatCompletion = (model: string): Buffer =>
+export const chatCompletion = (model: string, usage?: U.MockUsage): Buffer =>
   Buffer.from(
     JSON.stringify({
       id: "chatcmpl-mock",
@@ -46,15 +49,18 @@ export const chatCompletion = (model: string): Buffer =>
           finish_reason: "stop"
         }
       ],
-      usage: {
-        prompt_tokens: PROMPT_TOKENS,
-        completion_tokens: COMPLETION_TOKENS,
-        total_tokens: PROMPT_TOKENS + COMPLETION_TOKENS
-      }
+      usage: usage === undefined ? chatUsage : U.openaiChatUsage(usage)
     })
   )
 
-export const chatCompletionStream = (model: string, includeUsage: boolean): string[] => {
+const chatUsage: Json = {
+  prompt_tokens: PROMPT_TOKENS,
+  completion_tokens: COMPLETION_TOKENS,
+  total_tokens: PROMPT_TOKENS + COMPLETION_TOKENS
+}
+
+/** As the API streams: the usage chunk (choices empty) and `"usage":null` elsewhere only with `include_usage`. */
+export const chatCompletionStream = (model: string, includeUsage: boolean, usage?: U.MockUsage): string[] => {
   const chunk = (delta: Json, finish: string | null): string =>
     sse({
       id: "chatcmpl-mock",
@@ -77,11 +83,7 @@ export const chatCompletionStream = (model: string, includeUsage: boolean): stri
         model,
         system_fingerprint: "fp_mock",
         choices: [],
-        usage: {
-          prompt_tokens: PROMPT_TOKENS,
-          completion_tokens: COMPLETION_TOKENS,
-          total_tokens: PROMPT_TOKENS + COMPLETION_TOKENS
-        }
+        usage: usage === undefined ? chatUsage : U.openaiChatUsage(usage)
       })
     )
   }
@@ -136,12 +138,19 @@ const responseObject = (model: string, status: string, output: Json[], usage: Js
   metadata: {}
 })
 
-export const responsesResponse = (model: string): Buffer =>
+export const responsesResponse = (model: string, usage?: U.MockUsage): Buffer =>
   Buffer.from(
-    JSON.stringify(responseObject(model, "completed", [messageItem("completed", [outputText(REPLY)])], responseUsage))
+    JSON.stringify(
+      responseObject(
+        model,
+        "completed",
+        [messageItem("completed", [outputText(REPLY)])],
+        usage === undefined ? responseUsage : U.openaiResponsesUsage(usage)
+      )
+    )
   )
 
-export const responsesStream = (model: string): string[] => {
+export const responsesStream = (model: string, usage?: U.MockUsage): string[] => {
   let seq = 0
   const ev = (type: string, body: { [key: string]: Json }): string =>
     sseEvent(type, { type, sequence_number: seq++, ...body })
@@ -158,7 +167,12 @@ export const responsesStream = (model: string): string[] => {
     ev("response.content_part.done", { ...ids, part: outputText(REPLY) }),
     ev("response.output_item.done", { output_index: 0, item: messageItem("completed", [outputText(REPLY)]) }),
     ev("response.completed", {
-      response: responseObject(model, "completed", [messageItem("completed", [outputText(REPLY)])], responseUsage)
+      response: responseObject(
+        model,
+        "completed",
+        [messageItem("completed", [outputText(REPLY)])],
+        usage === undefined ? responseUsage : U.openaiResponsesUsage(usage)
+      )
     })
   )
   return out
@@ -173,7 +187,13 @@ const vector = (index: number, dims: number): Float32Array => {
   return v
 }
 
-export const embeddings = (model: string, count: number, dims: number, base64: boolean): Buffer => {
+export const embeddings = (
+  model: string,
+  count: number,
+  dims: number,
+  base64: boolean,
+  usage?: U.MockUsage
+): Buffer => {
   const data: Json[] = []
   for (let i = 0; i < count; i++) {
     const v = vector(i, dims)
@@ -185,7 +205,8 @@ export const embeddings = (model: string, count: number, dims: number, base64: b
       object: "list",
       data,
       model,
-      usage: { prompt_tokens: count * 4, total_tokens: count * 4 }
+      usage:
+        usage === undefined ? { prompt_tokens: count * 4, total_tokens: count * 4 } : U.openaiEmbeddingsUsage(usage)
     })
   )
 }
@@ -218,21 +239,36 @@ export const anthropicModelGet = (id: string): Buffer => Buffer.from(JSON.string
 
 // ---------- Anthropic messages ----------
 
-export const anthropicMessage = (model: string): Buffer =>
+export const anthropicMessage = (model: string, usage?: U.MockUsage): Buffer =>
   Buffer.from(
     JSON.stringify({
       id: "msg_mock",
       type: "message",
       role: "assistant",
       model,
-      content: [{ type: "text", text: REPLY }],
+      content:
+        usage !== undefined && usage.reasoning > 0
+          ? [
+              { type: "thinking", thinking: THINKING, signature: SIGNATURE },
+              { type: "text", text: REPLY }
+            ]
+          : [{ type: "text", text: REPLY }],
       stop_reason: "end_turn",
       stop_sequence: null,
-      usage: { input_tokens: PROMPT_TOKENS, output_tokens: COMPLETION_TOKENS }
+      usage:
+        usage === undefined
+          ? { input_tokens: PROMPT_TOKENS, output_tokens: COMPLETION_TOKENS }
+          : U.anthropicUsage(usage)
     })
   )
 
-export const anthropicStream = (model: string): string[] => {
+const THINKING = "The user greets me; I answer briefly."
+const SIGNATURE = "EqQBCgIYAhIMmockSignature"
+
+/** With usage figures that include reasoning, a thinking block comes first (index 0) and the text is index 1. */
+export const anthropicStream = (model: string, usage?: U.MockUsage): string[] => {
+  const thinking = usage !== undefined && usage.reasoning > 0
+  const text = thinking ? 1 : 0
   const out = [
     sseEvent("message_start", {
       type: "message_start",
@@ -244,27 +280,53 @@ export const anthropicStream = (model: string): string[] => {
         content: [],
         stop_reason: null,
         stop_sequence: null,
-        usage: { input_tokens: PROMPT_TOKENS, output_tokens: 1 }
+        usage: usage === undefined ? { input_tokens: PROMPT_TOKENS, output_tokens: 1 } : U.anthropicUsage(usage, 1)
       }
-    }),
-    sseEvent("content_block_start", {
-      type: "content_block_start",
-      index: 0,
-      content_block: { type: "text", text: "" }
-    }),
-    sseEvent("ping", { type: "ping" })
+    })
   ]
-  for (const d of REPLY_DELTAS) {
+  if (thinking) {
     out.push(
-      sseEvent("content_block_delta", { type: "content_block_delta", index: 0, delta: { type: "text_delta", text: d } })
+      sseEvent("content_block_start", {
+        type: "content_block_start",
+        index: 0,
+        content_block: { type: "thinking", thinking: "", signature: "" }
+      }),
+      sseEvent("content_block_delta", {
+        type: "content_block_delta",
+        index: 0,
+        delta: { type: "thinking_delta", thinking: THINKING }
+      }),
+      sseEvent("content_block_delta", {
+        type: "content_block_delta",
+        index: 0,
+        delta: { type: "signature_delta", signature: SIGNATURE }
+      }),
+      sseEvent("content_block_stop", { type: "content_block_stop", index: 0 })
     )
   }
   out.push(
-    sseEvent("content_block_stop", { type: "content_block_stop", index: 0 }),
+    sseEvent("content_block_start", {
+      type: "content_block_start",
+      index: text,
+      content_block: { type: "text", text: "" }
+    }),
+    sseEvent("ping", { type: "ping" })
+  )
+  for (const d of REPLY_DELTAS) {
+    out.push(
+      sseEvent("content_block_delta", {
+        type: "content_block_delta",
+        index: text,
+        delta: { type: "text_delta", text: d }
+      })
+    )
+  }
+  out.push(
+    sseEvent("content_block_stop", { type: "content_block_stop", index: text }),
     sseEvent("message_delta", {
       type: "message_delta",
       delta: { stop_reason: "end_turn", stop_sequence: null },
-      usage: { output_tokens: COMPLETION_TOKENS }
+      usage: usage === undefined ? { output_tokens: COMPLETION_TOKENS } : U.anthropicDeltaUsage(usage)
     }),
     sseEvent("message_stop", { type: "message_stop" })
   )
@@ -275,7 +337,7 @@ export const anthropicCountTokens = Buffer.from(JSON.stringify({ input_tokens: P
 
 // ---------- Gemini ----------
 
-const geminiChunk = (model: string, text: string, finish: boolean, tokens: number): Json => ({
+const geminiChunk = (model: string, text: string, finish: boolean, tokens: number, usage?: U.MockUsage): Json => ({
   candidates: [
     {
       content: { parts: [{ text }], role: "model" },
@@ -283,22 +345,33 @@ const geminiChunk = (model: string, text: string, finish: boolean, tokens: numbe
       index: 0
     }
   ],
-  usageMetadata: {
-    promptTokenCount: PROMPT_TOKENS,
-    candidatesTokenCount: tokens,
-    totalTokenCount: PROMPT_TOKENS + tokens
-  },
+  usageMetadata:
+    usage === undefined
+      ? { promptTokenCount: PROMPT_TOKENS, candidatesTokenCount: tokens, totalTokenCount: PROMPT_TOKENS + tokens }
+      : U.geminiUsage(usage, tokens),
   modelVersion: model,
   responseId: "mock-response"
 })
 
-export const geminiResponse = (model: string): Buffer =>
-  Buffer.from(JSON.stringify(geminiChunk(model, REPLY, true, COMPLETION_TOKENS)))
-
-export const geminiStream = (model: string): string[] =>
-  REPLY_DELTAS.map((d, i) =>
-    sse(geminiChunk(model, d, i === REPLY_DELTAS.length - 1, i + 1)).replace(/\n\n$/, "\r\n\r\n")
+export const geminiResponse = (model: string, usage?: U.MockUsage): Buffer =>
+  Buffer.from(
+    JSON.stringify(
+      geminiChunk(model, REPLY, true, usage === undefined ? COMPLETION_TOKENS : usage.output - usage.reasoning, usage)
+    )
   )
+
+/** Cumulative usageMetadata in every chunk; with figures, the visible output grows to its total by the last one. */
+export const geminiStream = (model: string, usage?: U.MockUsage): string[] =>
+  REPLY_DELTAS.map((d, i) => {
+    const last = i === REPLY_DELTAS.length - 1
+    const tokens =
+      usage === undefined
+        ? i + 1
+        : last
+          ? usage.output - usage.reasoning
+          : Math.floor(((usage.output - usage.reasoning) * (i + 1)) / REPLY_DELTAS.length)
+    return sse(geminiChunk(model, d, last, tokens, usage)).replace(/\n\n$/, "\r\n\r\n")
+  })
 
 export const GEMINI_MODELS = ["gemini-2.5-flash", "gemini-2.5-pro"]
 
@@ -311,3 +384,63 @@ export const geminiModelList = Buffer.from(
     }))
   })
 )
+
+// ---------- OpenAI Realtime ----------
+
+/**
+ * The server events answering a `response.create` (GA event names): response.created, the text deltas, the item
+ * and response.done with `usage`. `transcriptRepeat` makes the message (and so response.done) larger, e.g. past
+ * permessage-deflate's compression threshold.
+ */
+export const realtimeResponse = (n: number, usage: U.MockUsage, transcriptRepeat = 1): string[] => {
+  const id = `resp_mock_${n}`
+  const itemId = `item_mock_${n}`
+  const text = Array.from({ length: transcriptRepeat }, () => REPLY).join(" ")
+  let seq = 0
+  const event = (type: string, body: { [key: string]: Json }): string =>
+    JSON.stringify({ type, event_id: `event_mock_${n}_${seq++}`, ...body })
+  const response = (status: string, output: Json[], usageJson: Json): Json => ({
+    object: "realtime.response",
+    id,
+    status,
+    status_details: null,
+    output,
+    conversation_id: "conv_mock",
+    output_modalities: ["text"],
+    max_output_tokens: "inf",
+    usage: usageJson,
+    metadata: null
+  })
+  const item = (status: string, content: Json[]): Json => ({
+    id: itemId,
+    object: "realtime.item",
+    type: "message",
+    status,
+    role: "assistant",
+    content
+  })
+  const ids = { response_id: id, item_id: itemId, output_index: 0, content_index: 0 }
+  const out = [
+    event("response.created", { response: response("in_progress", [], null) }),
+    event("response.output_item.added", { response_id: id, output_index: 0, item: item("in_progress", []) })
+  ]
+  for (let i = 0; i < transcriptRepeat; i++) {
+    for (const d of REPLY_DELTAS) out.push(event("response.output_text.delta", { ...ids, delta: d }))
+  }
+  out.push(
+    event("response.output_text.done", { ...ids, text }),
+    event("response.output_item.done", {
+      response_id: id,
+      output_index: 0,
+      item: item("completed", [{ type: "output_text", text }])
+    }),
+    event("response.done", {
+      response: response(
+        "completed",
+        [item("completed", [{ type: "output_text", text }])],
+        U.openaiRealtimeUsage(usage)
+      )
+    })
+  )
+  return out
+}

@@ -2,16 +2,22 @@
 // provider-shaped auth errors), plus test endpoints (uploads, downloads, echo, gated SSE, status
 // codes, gzip, trailers, hangs, close-delimited bodies) and WebSocket echo / realtime endpoints.
 // It records every request it receives so tests can check what the proxy forwarded.
+// Control headers (docs/usage.md): `x-mock-usage` sets the usage figures every API answer reports (usage.ts),
+// `x-mock-content-encoding: gzip|deflate|br` encodes the JSON answers, `x-mock-stream-interval-ms` spaces SSE
+// events; on /v1/realtime, `x-mock-usage` (or `?mock_usage=`) makes `response.create` answer with a response
+// and its `response.done` usage; `mock_fragment=N` sends response.done in N-byte fragments and `mock_repeat=N`
+// makes the answer N times longer.
 import { createHash } from "node:crypto"
 import http from "node:http"
 import http2 from "node:http2"
 import https from "node:https"
 import type net from "node:net"
 import { type Duplex, pipeline, type Readable, type Writable } from "node:stream"
-import { gzipSync } from "node:zlib"
+import { brotliCompressSync, deflateSync, gzipSync } from "node:zlib"
 import { type RawData, type WebSocket, WebSocketServer } from "ws"
 import { deterministicStream } from "./bytes.js"
 import * as F from "./fixtures.js"
+import { type MockUsage, parseMockUsage } from "./usage.js"
 
 export { deterministicBytes, deterministicStream } from "./bytes.js"
 
@@ -413,31 +419,55 @@ export const startMockProvider = (opts: MockOptions = {}): Promise<MockProvider>
     return Number.isFinite(n) && n > 0 ? n : 0
   }
 
+  const mockUsage = (req: In): MockUsage | undefined => {
+    const v = req.headers["x-mock-usage"]
+    return parseMockUsage(typeof v === "string" ? v : undefined)
+  }
+
+  /** An API's JSON answer, encoded when the client asked the mock to (`x-mock-content-encoding`). */
+  const sendApi = (req: In, res: Out, body: Buffer, extra: Headers): void => {
+    const coding = req.headers["x-mock-content-encoding"]
+    if (coding !== "gzip" && coding !== "deflate" && coding !== "br") {
+      sendBuffer(res, 200, jsonHeaders(body.length, extra), body)
+      return
+    }
+    const encoded = coding === "gzip" ? gzipSync(body) : coding === "br" ? brotliCompressSync(body) : deflateSync(body)
+    sendBuffer(res, 200, jsonHeaders(encoded.length, { ...extra, "content-encoding": coding }), encoded)
+  }
+
+  /** Whether a JSON answer must be built for this request rather than taken from the per-model cache. */
+  const custom = (req: In): boolean =>
+    req.headers["x-mock-usage"] !== undefined || req.headers["x-mock-content-encoding"] !== undefined
+
   // ----- provider endpoints -----
 
   const openaiChat = (req: In, res: Out): void =>
     readBody(req, (body) => {
       const r = inspect(body, "gpt-4o-mini", false)
       if (r === undefined) return badRequest(res, "invalid JSON body")
+      const usage = mockUsage(req)
       if (!r.stream) {
+        if (custom(req)) return sendApi(req, res, F.chatCompletion(r.model, usage), OPENAI_EXTRA)
         const c = chatCached(r.model)
         return sendBuffer(res, 200, c.headers, c.body)
       }
       const so = r.json?.stream_options
       const includeUsage =
         so !== null && typeof so === "object" && (so as Record<string, unknown>).include_usage === true
-      writeEvents(res, SSE_HEADERS, F.chatCompletionStream(r.model, includeUsage), streamInterval(req))
+      writeEvents(res, SSE_HEADERS, F.chatCompletionStream(r.model, includeUsage, usage), streamInterval(req))
     })
 
   const openaiResponses = (req: In, res: Out): void =>
     readBody(req, (body) => {
       const r = inspect(body, "gpt-4o-mini", false)
       if (r === undefined) return badRequest(res, "invalid JSON body")
+      const usage = mockUsage(req)
       if (!r.stream) {
+        if (custom(req)) return sendApi(req, res, F.responsesResponse(r.model, usage), OPENAI_EXTRA)
         const c = responsesCached(r.model)
         return sendBuffer(res, 200, c.headers, c.body)
       }
-      writeEvents(res, SSE_HEADERS, F.responsesStream(r.model), streamInterval(req))
+      writeEvents(res, SSE_HEADERS, F.responsesStream(r.model, usage), streamInterval(req))
     })
 
   const openaiEmbeddings = (req: In, res: Out): void =>
@@ -449,7 +479,7 @@ export const startMockProvider = (opts: MockOptions = {}): Promise<MockProvider>
       const d = r.json.dimensions
       const dims = typeof d === "number" && d > 0 && d <= 4096 ? Math.floor(d) : 16
       const base64 = r.json.encoding_format === "base64"
-      sendJson(res, 200, F.embeddings(r.model, count, dims, base64), OPENAI_EXTRA)
+      sendApi(req, res, F.embeddings(r.model, count, dims, base64, mockUsage(req)), OPENAI_EXTRA)
     })
 
   const anthropicMessages = (req: In, res: Out): void =>
@@ -464,11 +494,13 @@ export const startMockProvider = (opts: MockOptions = {}): Promise<MockProvider>
           )
         )
       }
+      const usage = mockUsage(req)
       if (!r.stream) {
+        if (custom(req)) return sendApi(req, res, F.anthropicMessage(r.model, usage), ANTHROPIC_EXTRA)
         const c = messageCached(r.model)
         return sendBuffer(res, 200, c.headers, c.body)
       }
-      writeEvents(res, { ...SSE_HEADERS, ...ANTHROPIC_EXTRA }, F.anthropicStream(r.model), streamInterval(req))
+      writeEvents(res, { ...SSE_HEADERS, ...ANTHROPIC_EXTRA }, F.anthropicStream(r.model, usage), streamInterval(req))
     })
 
   const gemini = (req: In, res: Out, rest: string, q: URLSearchParams, rec: RecordedRequest | undefined): void => {
@@ -497,11 +529,13 @@ export const startMockProvider = (opts: MockOptions = {}): Promise<MockProvider>
     if (!authenticate("gemini", req, res, q, rec)) return
     readBody(req, () => {
       if (action === "countTokens") return sendJson(res, 200, Buffer.from(`{"totalTokens":${F.PROMPT_TOKENS}}`))
+      const usage = mockUsage(req)
       if (action === "generateContent") {
+        if (custom(req)) return sendApi(req, res, F.geminiResponse(model, usage), {})
         const c = geminiCached(model)
         return sendBuffer(res, 200, c.headers, c.body)
       }
-      const events = F.geminiStream(model)
+      const events = F.geminiStream(model, usage)
       if (q.get("alt") === "sse") {
         return writeEvents(res, { "content-type": "text/event-stream" }, events, streamInterval(req))
       }
@@ -793,14 +827,24 @@ export const startMockProvider = (opts: MockOptions = {}): Promise<MockProvider>
 
   // ----- WebSocket -----
 
+  /** The first offered subprotocol that is not a key (the key subprotocol is never echoed back). */
+  const handleProtocols = (protocols: Set<string>): string | false => {
+    for (const p of protocols) if (!p.startsWith("openai-insecure-api-key.")) return p
+    return false
+  }
+
   const wss = new WebSocketServer({
     noServer: true,
     perMessageDeflate: true,
     maxPayload: MAX_PAYLOAD,
-    handleProtocols: (protocols: Set<string>): string | false => {
-      for (const p of protocols) if (!p.startsWith("openai-insecure-api-key.")) return p
-      return false
-    }
+    handleProtocols
+  })
+
+  const wssCompressAll = new WebSocketServer({
+    noServer: true,
+    perMessageDeflate: { threshold: 0 },
+    maxPayload: MAX_PAYLOAD,
+    handleProtocols
   })
 
   const echoSocket = (ws: WebSocket): void => {
@@ -808,7 +852,9 @@ export const startMockProvider = (opts: MockOptions = {}): Promise<MockProvider>
     ws.on("error", noop)
   }
 
-  const realtimeSocket = (ws: WebSocket, model: string): void => {
+  /** With usage figures, `response.create` is answered by a response (F.realtimeResponse) instead of an echo. */
+  const realtimeSocket = (ws: WebSocket, model: string, usage?: MockUsage, fragment = 0, repeat = 1): void => {
+    let responses = 0
     ws.on("error", noop)
     ws.send(
       JSON.stringify({
@@ -833,8 +879,31 @@ export const startMockProvider = (opts: MockOptions = {}): Promise<MockProvider>
         ws.send(JSON.stringify({ type: "error", error: { type: "invalid_request_error", message: "invalid JSON" } }))
         return
       }
+      if (
+        usage !== undefined &&
+        event !== null &&
+        typeof event === "object" &&
+        (event as Record<string, unknown>).type === "response.create"
+      ) {
+        const events = F.realtimeResponse(++responses, usage, repeat)
+        const done = events.pop() ?? ""
+        for (const e of events) ws.send(e)
+        sendFragmented(ws, Buffer.from(done), fragment)
+        return
+      }
       ws.send(JSON.stringify({ type: "echo", event }))
     })
+  }
+
+  /** A text message in `size`-byte fragments (0: one frame). */
+  const sendFragmented = (ws: WebSocket, data: Buffer, size: number): void => {
+    if (size <= 0 || size >= data.length) {
+      ws.send(data, { binary: false })
+      return
+    }
+    for (let i = 0; i < data.length; i += size) {
+      ws.send(data.subarray(i, i + size), { binary: false, fin: i + size >= data.length })
+    }
   }
 
   const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
@@ -873,7 +942,13 @@ export const startMockProvider = (opts: MockOptions = {}): Promise<MockProvider>
       }
       if (rec) rec.auth = how
       const model = q.get("model") ?? "gpt-realtime"
-      wss.handleUpgrade(req, socket, head, (ws) => realtimeSocket(ws, model))
+      const header = req.headers["x-mock-usage"]
+      const usage = parseMockUsage(typeof header === "string" ? header : q.get("mock_usage"))
+      // Sessions with usage compress every message the client lets it (threshold 0), so a tap sees deflate.
+      const server = usage === undefined ? wss : wssCompressAll
+      server.handleUpgrade(req, socket, head, (ws) =>
+        realtimeSocket(ws, model, usage, intParam(q, "mock_fragment", 0), Math.max(1, intParam(q, "mock_repeat", 1)))
+      )
       return
     }
     refuseUpgrade(socket, 404, F.jsonError(`Unknown endpoint: ${path}`, "not_found_error"), "application/json")
@@ -938,7 +1013,9 @@ export const startMockProvider = (opts: MockOptions = {}): Promise<MockProvider>
         new Promise<void>((done) => {
           server.close(() => done())
           for (const c of wss.clients) c.terminate()
+          for (const c of wssCompressAll.clients) c.terminate()
           wss.close()
+          wssCompressAll.close()
           for (const s of sessions) s.destroy()
           for (const s of sockets) s.destroy()
           gateWaiters.clear()

@@ -1,0 +1,90 @@
+// Token usage extraction (SPEC §10), for the request path's side path: which tap a response needs, and the taps.
+// Nothing here imports the proxy or the services; every tap is one object per response with cheap per-chunk calls
+// that never throw and never hold back what the client receives.
+import { findString } from "./scan.js"
+import type { UsageSource } from "./tap.js"
+import { modelLabel as modelLabelOf } from "./usage.js"
+
+export { injectStreamUsage } from "./inject.js"
+export { type JsonTapOptions, JsonUsageTap, type UsageResult, usageFromJson } from "./json.js"
+export { type SseUsageResult, SseUsageTap, type StreamKind } from "./sse.js"
+export { isUsageOnlyChunk, StripUsageChunk } from "./strip.js"
+export { createUsageTap, type ResponseUsageTap, type UsageSource } from "./tap.js"
+export {
+  addUsage,
+  fromAnthropic,
+  fromGemini,
+  fromOpenAI,
+  modelLabel,
+  type Usage,
+  type UsageDialect,
+  zeroUsage
+} from "./usage.js"
+export {
+  type DeflateParams,
+  parseDeflateExtension,
+  type RealtimeUsageResult,
+  type WsTapOptions,
+  WsUsageTap
+} from "./websocket.js"
+
+export type ProviderType = "openai" | "anthropic" | "gemini"
+
+const NONE: UsageSource = { kind: "none" }
+
+/**
+ * Which tap a response needs, from the provider's type, the request path (query removed) and the response's
+ * content type. Anthropic's count_tokens and other non-generating endpoints (models, files) carry no usage.
+ */
+export const usageSource = (provider: ProviderType, path: string, contentType: string | undefined): UsageSource => {
+  const type = contentType?.toLowerCase() ?? ""
+  const sse = type.startsWith("text/event-stream")
+  const json = type.startsWith("application/json")
+  if (!sse && !json) return NONE
+  if (provider === "openai") {
+    if (path.endsWith("/chat/completions") || path.endsWith("/completions")) {
+      return sse ? { kind: "sse", stream: "openai-chat" } : { kind: "json", dialect: "openai" }
+    }
+    if (path.endsWith("/responses")) {
+      return sse ? { kind: "sse", stream: "openai-responses" } : { kind: "json", dialect: "openai" }
+    }
+    if (path.endsWith("/embeddings") && json) return { kind: "json", dialect: "openai" }
+    return NONE
+  }
+  if (provider === "anthropic") {
+    if (!path.endsWith("/messages")) return NONE
+    return sse ? { kind: "sse", stream: "anthropic" } : { kind: "json", dialect: "anthropic" }
+  }
+  const colon = path.lastIndexOf(":")
+  const action = colon < 0 ? "" : path.slice(colon + 1)
+  if (action === "generateContent" || action === "embedContent" || action === "batchEmbedContents") {
+    return json ? { kind: "json", dialect: "gemini" } : NONE
+  }
+  if (action === "streamGenerateContent") {
+    return sse ? { kind: "sse", stream: "gemini" } : { kind: "json", dialect: "gemini" }
+  }
+  return NONE
+}
+
+const MODEL = Buffer.from('"model"')
+
+/**
+ * The request's model as a bounded label: Gemini names it in the path (`/v1beta/models/{model}:action`), the
+ * others in the body's `"model"` (read without parsing the body: the first `"model"` key with a string value).
+ */
+export const requestModel = (provider: ProviderType, path: string, body: Buffer | undefined): string => {
+  if (provider === "gemini") {
+    const at = path.indexOf("/models/")
+    const colon = path.indexOf(":", at + 8)
+    if (at < 0 || colon < 0) return "unknown"
+    let name = path.slice(at + 8, colon)
+    try {
+      name = decodeURIComponent(name)
+    } catch {
+      return "unknown"
+    }
+    return modelLabelOf(name)
+  }
+  if (body === undefined) return "unknown"
+  return modelLabelOf(findString(body, MODEL, 0, body.length))
+}

@@ -1,0 +1,123 @@
+// Usage tap for a JSON response body (non-streamed OpenAI, Anthropic and Gemini answers, and Gemini's
+// streamGenerateContent without alt=sse, a JSON array whose last element carries the final usage). It sees the
+// body's chunks as they pass to the client, keeps a bounded copy, and reads usage at the end: on a side path, so
+// nothing the client receives waits for it. A gzip/deflate/br body is decoded here (asynchronously, bounded) only
+// to read the usage; the client still receives the encoded bytes.
+import { brotliDecompress, gunzip, inflate, inflateRaw } from "node:zlib"
+import { findObject, findString } from "./scan.js"
+import { fromDialect, modelLabel, parseObject, type Usage, type UsageDialect } from "./usage.js"
+
+export interface UsageResult {
+  /** undefined when the response carried no usage the tap could read */
+  usage: Usage | undefined
+  /** the response's model as a bounded label ("unknown" when absent or not a short token) */
+  responseModel: string
+}
+
+export interface JsonTapOptions {
+  /** the response's `content-encoding` (identity, gzip, x-gzip, deflate, br); other codings give no usage */
+  contentEncoding?: string | undefined
+  /** identity bodies: bytes kept from the end of the body, where every provider puts usage (default 1 MiB) */
+  tailBytes?: number
+  /** encoded bodies: compressed bytes collected at most (default 8 MiB) and decoded size limit (default 64 MiB) */
+  maxEncodedBytes?: number
+  maxDecodedBytes?: number
+}
+
+const HEAD_BYTES = 64 * 1024
+const USAGE = Buffer.from('"usage"')
+const USAGE_METADATA = Buffer.from('"usageMetadata"')
+const MODEL = Buffer.from('"model"')
+const MODEL_VERSION = Buffer.from('"modelVersion"')
+
+type Coding = "identity" | "gzip" | "deflate" | "br" | "unsupported"
+
+const codingOf = (header: string | undefined): Coding => {
+  if (header === undefined) return "identity"
+  const h = header.trim().toLowerCase()
+  if (h === "" || h === "identity") return "identity"
+  if (h === "gzip" || h === "x-gzip") return "gzip"
+  if (h === "deflate") return "deflate"
+  if (h === "br") return "br"
+  return "unsupported"
+}
+
+/** Reads usage and the response model from a complete (or head + tail) JSON text. */
+export const usageFromJson = (dialect: UsageDialect, head: Buffer, tail: Buffer = head): UsageResult => {
+  const span = findObject(tail, dialect === "gemini" ? USAGE_METADATA : USAGE, 0, tail.length, true)
+  const raw = span === undefined ? undefined : parseObject(tail.toString("utf8", span.start, span.end))
+  const key = dialect === "gemini" ? MODEL_VERSION : MODEL
+  // Most put the model first; embeddings put it after the vectors, so a large body may have it in its tail only.
+  const model =
+    findString(head, key, 0, head.length) ?? (tail === head ? undefined : findString(tail, key, 0, tail.length))
+  return { usage: raw === undefined ? undefined : fromDialect(dialect, raw), responseModel: modelLabel(model) }
+}
+
+const decode = (coding: Coding, input: Buffer, maxOutputLength: number): Promise<Buffer | undefined> =>
+  new Promise((resolve) => {
+    const done = (err: Error | null, out: Buffer): void => resolve(err ? undefined : out)
+    if (coding === "gzip") gunzip(input, { maxOutputLength }, done)
+    else if (coding === "br") brotliDecompress(input, { maxOutputLength }, done)
+    // "deflate" is zlib-wrapped per RFC 9110, but some servers send raw deflate: try both, as browsers do.
+    else
+      inflate(input, { maxOutputLength }, (err, out) =>
+        err ? inflateRaw(input, { maxOutputLength }, done) : resolve(out)
+      )
+  })
+
+/** One per response: `push` each body chunk (cheap: a reference is kept), then `finish` once at the end. */
+export class JsonUsageTap {
+  private readonly coding: Coding
+  private readonly tailBytes: number
+  private readonly maxEncoded: number
+  private readonly maxDecoded: number
+  private chunks: Buffer[] = []
+  private bytes = 0
+  private head: Buffer | undefined
+  private overflow = false
+
+  constructor(
+    private readonly dialect: UsageDialect,
+    opts: JsonTapOptions = {}
+  ) {
+    this.coding = codingOf(opts.contentEncoding)
+    this.tailBytes = opts.tailBytes ?? 1024 * 1024
+    this.maxEncoded = opts.maxEncodedBytes ?? 8 * 1024 * 1024
+    this.maxDecoded = opts.maxDecodedBytes ?? 64 * 1024 * 1024
+  }
+
+  /** Keeps a reference to `chunk` (the caller must not reuse it). Never throws. */
+  push(chunk: Buffer): void {
+    if (this.overflow || this.coding === "unsupported") return
+    this.chunks.push(chunk)
+    this.bytes += chunk.length
+    if (this.coding !== "identity") {
+      // An encoded body cannot be read from its tail: past the limit, give up (no usage) rather than hold more.
+      if (this.bytes > this.maxEncoded) {
+        this.overflow = true
+        this.chunks = []
+      }
+      return
+    }
+    if (this.bytes <= HEAD_BYTES + this.tailBytes) return
+    // Identity body grown large: keep its head (for the model) and a rolling tail (for the usage).
+    if (this.head === undefined) this.head = Buffer.concat(this.chunks).subarray(0, HEAD_BYTES)
+    while (this.chunks.length > 1 && this.bytes - this.chunks[0].length >= this.tailBytes) {
+      this.bytes -= this.chunks[0].length
+      this.chunks.shift()
+    }
+  }
+
+  /** The usage read from what was collected; resolves (never rejects) once any decoding is done. */
+  async finish(): Promise<UsageResult> {
+    const chunks = this.chunks
+    this.chunks = []
+    if (this.overflow || this.coding === "unsupported" || chunks.length === 0) {
+      return { usage: undefined, responseModel: "unknown" }
+    }
+    const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
+    if (this.coding === "identity") return usageFromJson(this.dialect, this.head ?? body, body)
+    const plain = await decode(this.coding, body, this.maxDecoded)
+    return plain === undefined ? { usage: undefined, responseModel: "unknown" } : usageFromJson(this.dialect, plain)
+  }
+}
