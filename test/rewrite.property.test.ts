@@ -89,7 +89,7 @@ describe("request header rewrite (properties)", () => {
         (raw, type, key, fromCommand) => {
           const info = scanRequestHeaders(raw)
           const command = fromCommand && type === "anthropic"
-          const extra = providerCredentialHeaders(type, Redacted.make(key), command, info.anthropicBeta)
+          const extra = providerCredentialHeaders(type, Redacted.make(key), command, info)
           const out = buildUpstreamHeaders(
             raw,
             info,
@@ -169,7 +169,7 @@ describe("request header rewrite (properties)", () => {
         (pairs, key) => {
           const raw: Array<string> = pairs.flat()
           const info = scanRequestHeaders(raw)
-          const extra = providerCredentialHeaders("openai", Redacted.make(key), false, info.anthropicBeta)
+          const extra = providerCredentialHeaders("openai", Redacted.make(key), false, info)
           const out = buildUpstreamHeaders(raw, info, true, "up.example", extra, undefined)
           const sent = new Set(raw.filter((_, i) => i % 2 === 1))
           for (let i = 1; i < out.length; i += 2) {
