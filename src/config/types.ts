@@ -70,6 +70,9 @@ export type HealthCheckSettings = Required<SettingsFields["healthCheck"]>
 /** `timeouts:` (schema.ts). */
 export type Timeouts = SettingsFields["timeouts"]
 
+/** `retry:` (schema.ts, SPEC §11). */
+export type RetrySettings = SettingsFields["retry"]
+
 export interface TlsListenerConfig {
   readonly port: number
   readonly bindAddress: string
