@@ -61,7 +61,12 @@ export const DEFAULT_RETRY_ON_STATUS: ReadonlyArray<number> = [429, 500, 502, 50
 
 /** `retry:` at the top level. Connect errors, TLS errors and resets before the head are always retried. */
 export const Retry = Schema.Struct({
-  attempts: withDefault("attempts", int(0, 10), 2, "Extra attempts after the first, before any byte reached the client."),
+  attempts: withDefault(
+    "attempts",
+    int(0, 10),
+    2,
+    "Extra attempts after the first, before any byte reached the client."
+  ),
   onStatus: withDefault("on_status", Schema.Array(int(100, 599)), DEFAULT_RETRY_ON_STATUS, "Retried statuses."),
   maxBodyBytes: withDefault("max_body_bytes", int(0), 1_048_576, "Larger request bodies are streamed, never replayed."),
   maxWaitMs: withDefault("max_wait", duration(false), 0, "Wait for a cooling identity when all of a route's are."),

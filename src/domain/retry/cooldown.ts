@@ -19,8 +19,8 @@ export interface Cooldown {
 /** A 429 without any named time. */
 export const DEFAULT_COOLDOWN_MS = 1_000
 
-const GO_DURATION = /^(?:(\d+(?:\.\d*)?|\.\d+)(h|m|s|ms|us|µs|ns))+$/
-const GO_PART = /(\d+(?:\.\d*)?|\.\d+)(h|m|s|ms|us|µs|ns)/g
+const GO_DURATION = /^(?:(\d+(?:\.\d*)?|\.\d+)(ms|us|µs|ns|h|m|s))+$/
+const GO_PART = /(\d+(?:\.\d*)?|\.\d+)(ms|us|µs|ns|h|m|s)/g
 const UNIT_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1, us: 0.001, µs: 0.001, ns: 1e-6 }
 const NUMBER = /^\d+(?:\.\d+)?$/
 /** Bare numbers above this are Unix times in seconds, not durations (some providers send those). */
