@@ -1,7 +1,10 @@
 // CLI for the mock LLM provider (bundled to dist/mock.js): used by the README quick start,
 // the e2e suite and benchmarks. Prints one "listening" line, exits cleanly on SIGTERM/SIGINT.
+// `--fail '<json>'` (repeatable: a rule or a list, faults.ts) makes requests fail from the start; a key option
+// given more than once accepts each of its keys.
 import { readFileSync } from "node:fs"
 import { parseArgs } from "node:util"
+import { type FaultRule, parseFaultRules } from "./faults.js"
 import { startMockProvider } from "./server.js"
 
 const { values } = parseArgs({
@@ -11,10 +14,11 @@ const { values } = parseArgs({
     "tls-cert": { type: "string" },
     "tls-key": { type: "string" },
     http2: { type: "boolean", default: false },
-    "openai-key": { type: "string" },
-    "anthropic-key": { type: "string" },
-    "gemini-key": { type: "string" },
-    record: { type: "boolean", default: false }
+    "openai-key": { type: "string", multiple: true },
+    "anthropic-key": { type: "string", multiple: true },
+    "gemini-key": { type: "string", multiple: true },
+    record: { type: "boolean", default: false },
+    fail: { type: "string", multiple: true }
   },
   strict: true
 })
@@ -30,10 +34,17 @@ const certFile = values["tls-cert"]
 const keyFile = values["tls-key"]
 if ((certFile === undefined) !== (keyFile === undefined)) fail("--tls-cert and --tls-key go together")
 
-const keys: { openai?: string; anthropic?: string; gemini?: string } = {}
+const keys: { openai?: Array<string>; anthropic?: Array<string>; gemini?: Array<string> } = {}
 if (values["openai-key"] !== undefined) keys.openai = values["openai-key"]
 if (values["anthropic-key"] !== undefined) keys.anthropic = values["anthropic-key"]
 if (values["gemini-key"] !== undefined) keys.gemini = values["gemini-key"]
+
+const faults: Array<FaultRule> = []
+for (const text of values.fail ?? []) {
+  const rules = parseFaultRules(text)
+  if (typeof rules === "string") fail(`--fail: ${rules}`)
+  else faults.push(...rules)
+}
 
 try {
   const mock = await startMockProvider({
@@ -42,6 +53,7 @@ try {
     http2: values.http2,
     keys,
     record: values.record,
+    faults,
     tls:
       certFile !== undefined && keyFile !== undefined
         ? { cert: readFileSync(certFile), key: readFileSync(keyFile) }
