@@ -20,6 +20,7 @@ import {
   type OrderIdentity,
   retryReasons
 } from "../src/domain/retry/index.js"
+import { providerIdOf } from "../src/proxy/router.js"
 
 const NOW = Date.UTC(2026, 10, 30, 4, 0, 0)
 const MAX = 60_000
@@ -129,6 +130,20 @@ describe("CooldownRegistry", () => {
     expect(r.remainingMs(a, NOW + 500)).toBe(1500)
     expect(r.isCooling(a, NOW + 2000)).toBe(false)
     expect(r.size).toBe(0)
+  })
+
+  it("keeps a cool-down across a reload for an unchanged key, keyed like health (providerIdOf)", async () => {
+    const one =
+      "providers: [{type: openai, host: h, endpoint: e, api_keys: [{key: k1, weight: 1}, {key: k2, weight: 1}]}]"
+    const load = (text: string) => Effect.runPromise(parseConfig(`http_port: 0\n${text}`, "/c.yml", {}))
+    const before = await load(one)
+    const after = await load(`${one.slice(0, -1)}, {type: openai, host: h, endpoint: other}]`)
+    const changed = await load(one.replace("k2", "k3"))
+    const r = new CooldownRegistry()
+    r.cool(identityId(providerIdOf(before.providers[0]), 1), NOW + 5000, NOW)
+    expect(r.isCooling(identityId(providerIdOf(after.providers[0]), 1), NOW + 1)).toBe(true)
+    expect(r.isCooling(identityId(providerIdOf(after.providers[0]), 0), NOW + 1)).toBe(false)
+    expect(r.isCooling(identityId(providerIdOf(changed.providers[0]), 1), NOW + 1)).toBe(false)
   })
 
   it("earliest: 0 when one is free, else the wait until the first is", () => {

@@ -159,10 +159,15 @@ export class Faults {
     this.perKey = new Map()
   }
 
-  /** The first active rule matching the request, used up by one (undefined, and no work, when there are none). */
-  take(path: string, key: string | undefined, now = Date.now()): FaultRule | undefined {
+  /**
+   * The first active rule matching a request for `url` (a query is ignored) presenting `key`, used up by one.
+   * Undefined, and no work, when there are no rules.
+   */
+  take(url: string, key: string | undefined, now = Date.now()): FaultRule | undefined {
     if (this.rules.length === 0) return undefined
     this.expire(now)
+    const qi = url.indexOf("?")
+    const path = qi < 0 ? url : url.slice(0, qi)
     for (const a of this.rules) {
       const r = a.rule
       if (r.key !== undefined && r.key !== key) continue

@@ -442,9 +442,7 @@ export const startMockProvider = (opts: MockOptions = {}): Promise<MockProvider>
           : authGemini(req.rawHeaders, q)
     if (how !== undefined) {
       if (rec) rec.auth = how
-      const url = req.url ?? "/"
-      const qi = url.indexOf("?")
-      const fault = faults.take(qi < 0 ? url : url.slice(0, qi), key)
+      const fault = faults.take(req.url ?? "/", key)
       return fault === undefined || !applyFault(fault, family, req, res)
     }
     req.resume()
