@@ -221,6 +221,34 @@ describe("transport faults", () => {
     expect(s.chunks.map((c) => c.text).join("")).toContain("data: [DONE]")
   })
 
+  it("stallAfter: Anthropic's message_start goes out, the next events only after the stall (with delayMs too)", async () => {
+    mock.fail({ path: "/v1/messages", delayMs: 50, stallMs: 300, stallAfter: 1 })
+    const s = await new Promise<{ headAt: number; chunks: Array<{ at: number; text: string }> }>((resolve, reject) => {
+      const req = http.request({
+        host: "127.0.0.1",
+        port: mock.port,
+        path: "/v1/messages",
+        method: "POST",
+        headers: { "x-api-key": DEFAULT_KEYS.anthropic, "anthropic-version": "2023-06-01" },
+        agent: false
+      })
+      req.on("response", (res) => {
+        const headAt = performance.now()
+        const chunks: Array<{ at: number; text: string }> = []
+        res.on("data", (c: Buffer) => chunks.push({ at: performance.now(), text: c.toString() }))
+        res.on("end", () => resolve({ headAt, chunks }))
+      })
+      req.on("error", reject)
+      req.end(JSON.stringify({ model: "claude-sonnet-4-5", max_tokens: 10, stream: true, messages: [] }))
+    })
+    expect(s.chunks[0].text).toContain("event: message_start")
+    expect(s.chunks[0].text).not.toContain("content_block")
+    const next = s.chunks.findIndex((c) => !c.text.includes("message_start"))
+    expect(next).toBeGreaterThan(0)
+    expect(s.chunks[next].at - s.chunks[0].at).toBeGreaterThanOrEqual(250)
+    expect(s.chunks.map((c) => c.text).join("")).toContain("event: message_stop")
+  })
+
   it("cutAfter: 1 ends an HTTP/1.1 stream after its first event, without the final chunk", async () => {
     mock.fail({ cutAfter: 1 })
     const s = await streamed(mock.port, KEY_A)

@@ -36,6 +36,8 @@ export interface FaultRule {
   readonly reset?: boolean
   /** Send the head at once, then hold the body (the first SSE event) back this long. */
   readonly stallMs?: number
+  /** With `stallMs`: let this many body writes (SSE events, e.g. Anthropic's `message_start`) out first; default 0. */
+  readonly stallAfter?: number
   /** After this many body writes (SSE events), close the connection / reset the stream: no clean end. */
   readonly cutAfter?: number
 }
@@ -59,6 +61,7 @@ const FIELDS: Record<keyof FaultRule, "string" | "number" | "boolean" | "object"
   delayMs: "number",
   reset: "boolean",
   stallMs: "number",
+  stallAfter: "number",
   cutAfter: "number"
 }
 
@@ -337,17 +340,29 @@ const wrap = (r: FaultRule, res: Res): void => {
   const flush = (): void => {
     const q = queue ?? []
     queue = undefined
-    for (const call of q) call()
+    for (let i = 0; i < q.length; i++) {
+      // A call that starts a stall makes a new queue: the calls after it wait in that one.
+      const next = queue as Array<Call> | undefined
+      if (next !== undefined) {
+        next.push(...q.slice(i))
+        return
+      }
+      q[i]()
+    }
   }
+  const stall = (): void => {
+    queue = []
+    later(r.stallMs, res, flush)
+  }
+  const stallAfter = r.stallMs !== undefined && r.stallMs > 0 ? (r.stallAfter ?? 0) : -1
   if (queue !== undefined) later(r.delayMs, res, flush)
   res.writeHead = (status: number, headers?: http.OutgoingHttpHeaders) => {
     run(() => {
       writeHead(status, headers)
-      if (r.stallMs !== undefined && r.stallMs > 0) {
+      if (stallAfter === 0) {
         // The head goes out now; everything after it waits.
         if (res instanceof http.ServerResponse) res.flushHeaders()
-        queue = []
-        later(r.stallMs, res, flush)
+        stall()
       }
     })
     return res
@@ -363,6 +378,7 @@ const wrap = (r: FaultRule, res: Res): void => {
         return
       }
       write(chunk, ...(rest as []))
+      if (writes === stallAfter) stall()
     })
     return true
   }) as typeof res.write
