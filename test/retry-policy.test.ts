@@ -10,6 +10,7 @@ import {
   armFirstToken,
   bodyPlan,
   CooldownRegistry,
+  type CoolingView,
   cooldownOf,
   coolingRefusal,
   coolingWait,
@@ -250,11 +251,17 @@ const entry = (index: number, priority: number, isFallback: boolean, weights: Ar
 })
 
 /** Every identity `nextIdentity` yields for a request, in order, until none is left. */
+/** A CoolingView over a set of ids (each cooling for 1000 ms plus its length, so they differ). */
+const view = (cooling: ReadonlySet<string>): CoolingView => ({
+  isCooling: (id) => cooling.has(id),
+  remainingMs: (id) => (cooling.has(id) ? 1000 + id.length : 0)
+})
+
 const drain = (entries: ReadonlyArray<OrderEntry<Id>>, cooling: ReadonlySet<string>, random: () => number) => {
   const tried = new Set<string>()
   const order: Array<Id> = []
   for (;;) {
-    const next = nextIdentity(entries, tried, (id) => cooling.has(id), random)
+    const next = nextIdentity(entries, tried, view(cooling), NOW, random)
     if (next === undefined) return order
     order.push(next)
     tried.add(next.id)
@@ -277,11 +284,11 @@ describe("nextIdentity: the order of attempts", () => {
   it("skips cooling identities, even the whole top tier, and yields none when every one is tried or cooling", () => {
     const entries = [entry(0, 1, false, [1, 1]), entry(1, 0, false, [1])]
     const cooling = new Set([identityId("p0", 0)])
-    expect(nextIdentity(entries, undefined, (id) => cooling.has(id))?.id).toBe(identityId("p0", 1))
+    expect(nextIdentity(entries, undefined, view(cooling), NOW)?.id).toBe(identityId("p0", 1))
     cooling.add(identityId("p0", 1))
-    expect(nextIdentity(entries, undefined, (id) => cooling.has(id))?.entry).toBe(1)
+    expect(nextIdentity(entries, undefined, view(cooling), NOW)?.entry).toBe(1)
     cooling.add(identityId("p1", 0))
-    expect(nextIdentity(entries, undefined, (id) => cooling.has(id))).toBeUndefined()
+    expect(nextIdentity(entries, undefined, view(cooling), NOW)).toBeUndefined()
   })
 
   it("picks by identity weight within the tier", () => {
@@ -293,14 +300,14 @@ describe("nextIdentity: the order of attempts", () => {
       return seed / 2147483647
     }
     for (let i = 0; i < 4000; i++) {
-      const next = nextIdentity(entries, undefined, undefined, random)
+      const next = nextIdentity(entries, undefined, undefined, NOW, random)
       if (next !== undefined) counts[next.entry]++
     }
     expect(counts[0] / 4000).toBeGreaterThan(0.7)
     expect(counts[0] / 4000).toBeLessThan(0.8)
     // random() at its extremes still yields an identity of the tier.
-    expect(nextIdentity(entries, undefined, undefined, () => 0)?.entry).toBe(0)
-    expect(nextIdentity(entries, undefined, undefined, () => 0.999999999)?.entry).toBe(1)
+    expect(nextIdentity(entries, undefined, undefined, NOW, () => 0)?.entry).toBe(0)
+    expect(nextIdentity(entries, undefined, undefined, NOW, () => 0.999999999)?.entry).toBe(1)
   })
 
   it("never repeats an identity, never skips one that is eligible, and respects tiers (property)", () => {
@@ -335,8 +342,7 @@ describe("nextIdentity: the order of attempts", () => {
           for (let k = 1; k < order.length; k++) expect(rank(order[k])).toBeLessThanOrEqual(rank(order[k - 1]))
           // When nothing is left, coolingWait names the untried cooling identity free first.
           const tried = new Set(order.map((i) => i.id))
-          const remaining = (id: string) => (cooling.has(id) ? 1000 + id.length : 0)
-          const w = coolingWait(entries, tried, remaining)
+          const w = coolingWait(entries, tried, view(cooling), NOW)
           if (cooling.size === 0) expect(w).toBeUndefined()
           else expect(cooling.has(w?.identity.id ?? "")).toBe(true)
         }
@@ -351,13 +357,15 @@ describe("nextIdentity: the order of attempts", () => {
     r.cool(identityId("p0", 0), NOW + 5000, NOW)
     r.cool(identityId("p0", 1), NOW + 800, NOW)
     r.cool(identityId("p1", 0), NOW + 2000, NOW)
-    const wait = coolingWait(entries, undefined, (id) => r.remainingMs(id, NOW))
+    const wait = coolingWait(entries, undefined, r, NOW)
     expect(wait?.identity.id).toBe(identityId("p0", 1))
     expect(wait?.waitMs).toBe(800)
-    expect(coolingWait(entries, new Set([identityId("p0", 1)]), (id) => r.remainingMs(id, NOW))?.waitMs).toBe(2000)
-    expect(coolingWait(entries, new Set(entries.flatMap((e) => e.identities.map((i) => i.id))), () => 0)).toBe(
-      undefined
-    )
+    expect(coolingWait(entries, new Set([identityId("p0", 1)]), r, NOW)?.waitMs).toBe(2000)
+    expect(coolingWait(entries, new Set(entries.flatMap((e) => e.identities.map((i) => i.id))), r, NOW)).toBe(undefined)
+    // With the registry itself: the cooling key is skipped until its time has passed.
+    expect(nextIdentity(entries, new Set([identityId("p0", 1)]), r, NOW)).toBeUndefined()
+    expect(nextIdentity(entries, new Set([identityId("p0", 1)]), r, NOW + 2500)?.id).toBe(identityId("p1", 0))
+    expect(nextIdentity([entries[0]], new Set([identityId("p0", 1)]), r, NOW + 5000)?.id).toBe(identityId("p0", 0))
   })
 })
 

@@ -12,7 +12,7 @@ export {
   type RetryDecision,
   retryReasons
 } from "./decide.js"
-export { coolingWait, type IsCooling, nextIdentity, type OrderEntry, type OrderIdentity } from "./order.js"
+export { type CoolingView, coolingWait, nextIdentity, type OrderEntry, type OrderIdentity } from "./order.js"
 export { type CoolingRefusal, coolingRefusal } from "./refusal.js"
 export { CooldownRegistry, identityId } from "./registry.js"
 export { armFirstToken, FirstTokenWatchdog } from "./watchdog.js"

@@ -20,10 +20,11 @@ export interface OrderEntry<I extends OrderIdentity> {
   readonly identities: ReadonlyArray<I>
 }
 
-/** Whether an identity is cooling down at the time of the call (e.g. `CooldownRegistry.isCooling` with now). */
-export type IsCooling = (id: string) => boolean
-
-const NEVER_COOLING: IsCooling = () => false
+/** What order needs of the cool-downs; `CooldownRegistry` is one (an object, not a closure: no allocation per call). */
+export interface CoolingView {
+  isCooling(id: string, nowMs: number): boolean
+  remainingMs(id: string, nowMs: number): number
+}
 
 /** Orders tiers: non-fallback above fallback, then higher priority. */
 const outranks = (a: OrderEntry<OrderIdentity>, b: OrderEntry<OrderIdentity>): boolean =>
@@ -32,8 +33,12 @@ const outranks = (a: OrderEntry<OrderIdentity>, b: OrderEntry<OrderIdentity>): b
 const sameTier = (a: OrderEntry<OrderIdentity>, b: OrderEntry<OrderIdentity>): boolean =>
   a.provider.isFallback === b.provider.isFallback && a.provider.priority === b.provider.priority
 
-const eligible = (i: OrderIdentity, tried: ReadonlySet<string> | undefined, isCooling: IsCooling): boolean =>
-  !(tried?.has(i.id) ?? false) && !isCooling(i.id)
+const eligible = (
+  i: OrderIdentity,
+  tried: ReadonlySet<string> | undefined,
+  cooling: CoolingView | undefined,
+  nowMs: number
+): boolean => !(tried?.has(i.id) ?? false) && !(cooling?.isCooling(i.id, nowMs) ?? false)
 
 /**
  * The next identity to try: from the highest tier that has one not in `tried` and not cooling, weighted random
@@ -42,7 +47,8 @@ const eligible = (i: OrderIdentity, tried: ReadonlySet<string> | undefined, isCo
 export const nextIdentity = <I extends OrderIdentity>(
   entries: ReadonlyArray<OrderEntry<I>>,
   tried: ReadonlySet<string> | undefined,
-  isCooling: IsCooling = NEVER_COOLING,
+  cooling?: CoolingView,
+  nowMs = 0,
   random: () => number = Math.random
 ): I | undefined => {
   // Pass 1: the best tier with an eligible identity.
@@ -50,7 +56,7 @@ export const nextIdentity = <I extends OrderIdentity>(
   for (const e of entries) {
     if (best !== undefined && !outranks(e, best)) continue
     for (const i of e.identities) {
-      if (eligible(i, tried, isCooling)) {
+      if (eligible(i, tried, cooling, nowMs)) {
         best = e
         break
       }
@@ -63,7 +69,7 @@ export const nextIdentity = <I extends OrderIdentity>(
   for (const e of entries) {
     if (!sameTier(e, best)) continue
     for (const i of e.identities) {
-      if (eligible(i, tried, isCooling)) {
+      if (eligible(i, tried, cooling, nowMs)) {
         total += i.weight
         last = i
       }
@@ -74,7 +80,7 @@ export const nextIdentity = <I extends OrderIdentity>(
   for (const e of entries) {
     if (!sameTier(e, best)) continue
     for (const i of e.identities) {
-      if (!eligible(i, tried, isCooling)) continue
+      if (!eligible(i, tried, cooling, nowMs)) continue
       r -= i.weight
       if (r < 0) return i
     }
@@ -84,19 +90,20 @@ export const nextIdentity = <I extends OrderIdentity>(
 
 /**
  * When no identity is eligible: the untried identity that is free first and the ms until then, or undefined when
- * every identity has been tried. `remainingMs` is e.g. `CooldownRegistry.remainingMs` with now.
+ * every identity has been tried.
  */
 export const coolingWait = <I extends OrderIdentity>(
   entries: ReadonlyArray<OrderEntry<I>>,
   tried: ReadonlySet<string> | undefined,
-  remainingMs: (id: string) => number
+  cooling: CoolingView,
+  nowMs: number
 ): { readonly identity: I; readonly waitMs: number } | undefined => {
   let identity: I | undefined
   let waitMs = Number.POSITIVE_INFINITY
   for (const e of entries) {
     for (const i of e.identities) {
       if (tried?.has(i.id)) continue
-      const r = remainingMs(i.id)
+      const r = cooling.remainingMs(i.id, nowMs)
       if (r < waitMs) {
         waitMs = r
         identity = i
