@@ -58,6 +58,10 @@ const DEFAULT_HTTP_MAX_HEADER_SIZE = 16_384
 const HEADER_SIZE_MIN = 1024
 const HEADER_SIZE_MAX = 1_048_576
 const DEFAULT_MAX_REQUEST_BODY_SIZE = 100 * 1024 * 1024
+/** SPEC §8 resource limits. */
+const DEFAULT_MAX_CONNECTIONS = 10_000
+const DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS = 256
+const DEFAULT_HTTP_MAX_HEADERS_COUNT = 256
 const DEFAULT_TIMEOUTS: Timeouts = {
   clientHeaderMs: 30_000,
   connectMs: 10_000,
@@ -132,6 +136,9 @@ const snapshot = (root: unknown, ctx: Context, source: string): Effect.Effect<Co
         connect_tunnel_enabled: (v, f) => boolean(f, v),
         http_max_header_size: (v, f) => headerSize(f, v),
         max_request_body_size: (v, f) => integer(f, v, 1),
+        max_connections: (v, f) => integer(f, v, 1),
+        http2_max_concurrent_streams: (v, f) => integer(f, v, 1, 2 ** 31 - 1),
+        http_max_headers_count: (v, f) => integer(f, v, 1, 65_535),
         timeouts: (v, f) => timeouts(f, v),
         workers: (v, f) => workers(f, v),
         providers: (v, f) => list(f, v)
@@ -197,6 +204,9 @@ const snapshot = (root: unknown, ctx: Context, source: string): Effect.Effect<Co
       connectTunnelEnabled: top.connect_tunnel_enabled ?? false,
       httpMaxHeaderSize: top.http_max_header_size ?? DEFAULT_HTTP_MAX_HEADER_SIZE,
       maxRequestBodySize: top.max_request_body_size ?? DEFAULT_MAX_REQUEST_BODY_SIZE,
+      maxConnections: top.max_connections ?? DEFAULT_MAX_CONNECTIONS,
+      http2MaxConcurrentStreams: top.http2_max_concurrent_streams ?? DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS,
+      httpMaxHeadersCount: top.http_max_headers_count ?? DEFAULT_HTTP_MAX_HEADERS_COUNT,
       timeouts: top.timeouts ?? DEFAULT_TIMEOUTS,
       workers: top.workers ?? DEFAULT_WORKERS,
       providers

@@ -108,6 +108,12 @@ export interface ConfigSnapshot {
   /** Clamped to [1024, 1 MiB]. */
   readonly httpMaxHeaderSize: number
   readonly maxRequestBodySize: number
+  /** Client connections per process (SPEC §8); over it new connections are closed at once. Default 10000. */
+  readonly maxConnections: number
+  /** Concurrent streams per HTTP/2 session (SETTINGS_MAX_CONCURRENT_STREAMS). Default 256. */
+  readonly http2MaxConcurrentStreams: number
+  /** Request header fields (HTTP/1.1 and HTTP/2); over it 431. Default 256. */
+  readonly httpMaxHeadersCount: number
   readonly timeouts: Timeouts
   /** Resolved: `auto` becomes the number of cores. */
   readonly workers: number
