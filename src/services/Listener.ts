@@ -237,7 +237,9 @@ export const make = Effect.gen(function* () {
           supervise(socket)
           dispatchTlsConnection(socket, protocols)
         })
-        t.on("tlsClientError", () => undefined)
+        // A failed or timed-out handshake: Node reports it here and leaves the socket open (`tls_handshake` would
+        // otherwise close nothing).
+        t.on("tlsClientError", (_err: Error, socket: tls.TLSSocket) => socket.destroy())
         server = t
       } else {
         server = netMod.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => {
