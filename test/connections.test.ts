@@ -195,7 +195,7 @@ ${provider()}
       const emit = http.Server.prototype.emit
       http.Server.prototype.emit = function (this: http.Server, event: string | symbol, ...args: Array<unknown>) {
         if (event === "connection") handed++
-        return emit.call(this, event, ...args)
+        return Reflect.apply(emit, this, [event, ...args]) as boolean
       } as typeof emit
       try {
         for (let i = 0; i < 20; i++) {
@@ -266,7 +266,7 @@ describe("retired listeners release their protocol servers (defect 6)", () => {
     const emit = http.Server.prototype.emit
     http.Server.prototype.emit = function (this: http.Server, event: string | symbol, ...args: Array<unknown>) {
       if (event === "listening") refs.push(new WeakRef(this))
-      return emit.call(this, event, ...args)
+      return Reflect.apply(emit, this, [event, ...args]) as boolean
     } as typeof emit
     const yaml = (port: number) => `
 http_port: ${port}
