@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type CountingUpstream, startCountingUpstream } from "./support/countingUpstream.js"
 import { connectRaw, Flag, FrameType, frame, getBlock, literal, rstStream } from "./support/h2raw.js"
 import { h2req } from "./support/http.js"
-import { type RunningProxy, startProxy } from "./support/proxy.js"
+import { logLines, type RunningProxy, startProxy } from "./support/proxy.js"
 
 let up: CountingUpstream
 let proxy: RunningProxy
@@ -77,7 +77,11 @@ describe("HTTP/2 abuse", () => {
     // the abusive connection was closed, well before it could send its 20,000 streams
     expect(closedAfter).toBeGreaterThanOrEqual(0)
     expect(sent).toBeLessThan(20_000)
-    expect(raw.frames.some((f) => f.type === FrameType.GOAWAY)).toBe(true)
+    const goaway = raw.frames.find((f) => f.type === FrameType.GOAWAY)
+    expect(goaway?.payload.readUInt32BE(4)).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM)
+    expect(logLines.some((l) => l.includes("HTTP/2 session closed: too many streams reset before a response"))).toBe(
+      true
+    )
     // cancelled streams cost the upstream nothing: the 50 good requests and a handful of connections
     expect(up.requests() - reqsBefore).toBeLessThan(200)
     expect(up.connections() - connsBefore).toBeLessThan(30)

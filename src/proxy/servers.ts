@@ -264,7 +264,7 @@ export const makeProtocolServers = (
           streams,
           resets
         })
-        s.destroy(undefined, NGHTTP2_ENHANCE_YOUR_CALM)
+        s.destroy(new Error("rapid reset"), NGHTTP2_ENHANCE_YOUR_CALM)
       }
     }
     s.on("stream", (stream: http2.ServerHttp2Stream) => {
