@@ -152,10 +152,13 @@ export const makeProtocolServers = (
   })
   // One more than allowed, so that "over the limit" is seen (Node silently drops headers past this count).
   h1.maxHeadersCount = c.httpMaxHeadersCount + 1
+  // Node puts this on a socket when it arrives and when a keep-alive request's head is in: so the `idle` deadline
+  // of a request costs no timer change of ours except on a connection's first request.
+  h1.timeout = c.timeouts.idleMs
   const h1Request = (req: http.IncomingMessage, res: http.ServerResponse, expectContinue: boolean) => {
     const socket = req.socket
-    // From here to the end of the exchange the socket's inactivity deadline is `idle` (Node sets its
-    // keep-alive timer after the response, and clears it when the next request's head is in).
+    // From here to the end of the exchange the socket's inactivity deadline is `idle` (after the response Node
+    // sets its keep-alive timer, and `h1.timeout` again when the next request's head is in).
     if (socket.timeout !== limits.idleMs) socket.setTimeout(limits.idleMs)
     if (req.rawHeaders.length > limits.maxHeadersCount * 2) return sendError(res, "headerTooLarge", true)
     onRequest(req, res, expectContinue)
@@ -303,6 +306,7 @@ export const makeProtocolServers = (
       h1.maxHeadersCount = n.httpMaxHeadersCount + 1
       h1.headersTimeout = n.timeouts.clientHeaderMs
       h1.keepAliveTimeout = n.timeouts.clientHeaderMs
+      h1.timeout = n.timeouts.idleMs
       h2.updateSettings({ maxHeaderListSize: n.httpMaxHeaderSize, maxConcurrentStreams: n.http2MaxConcurrentStreams })
       setBySymbol(h2, "options", (o) =>
         typeof o === "object" && o !== null ? { ...o, maxHeaderListPairs: n.httpMaxHeadersCount + H2_PSEUDO_SLACK } : o
