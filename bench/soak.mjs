@@ -100,7 +100,9 @@ try {
   )
   if (!ready.ok) throw new Error(`proxy did not start: ${ready.reason}`)
   const kinds = [() => post(false), () => post(true), websocket, connectAndClose]
+  const names = ["json", "sse", "websocket", "connect-close"]
   const counts = { ok: 0, failed: 0 }
+  const failedBy = Object.fromEntries(names.map((k) => [k, 0]))
   let inflight = 0
   let n = 0
   const t0 = Date.now()
@@ -118,9 +120,11 @@ try {
     }
     if (inflight < 200) {
       inflight++
-      kinds[n++ % kinds.length]().then((ok) => {
+      const kind = n++ % kinds.length
+      kinds[kind]().then((ok) => {
         inflight--
         counts[ok ? "ok" : "failed"]++
+        if (!ok) failedBy[names[kind]]++
       })
     }
     await sleep(1000 / rate)
@@ -146,7 +150,7 @@ try {
   const firstMin = samples.filter((s) => s.t <= 60)
   const lastMin = samples.filter((s) => s.t >= last.t - 60)
   console.log(
-    `summary: ${seconds}s at ${rate} ops/s, ${counts.ok} ok, ${counts.failed} failed; ` +
+    `summary: ${seconds}s at ${rate} ops/s, ${counts.ok} ok, ${counts.failed} failed ${JSON.stringify(failedBy)}; ` +
       `rss first minute ${mean(firstMin.map((s) => s.rss)).toFixed(1)} MiB, last minute ${mean(lastMin.map((s) => s.rss)).toFixed(1)} MiB, ` +
       `slope after the first minute ${slope("rss").toFixed(2)} MiB/min; fds first ${firstMin[0].fds}, last ${last.fds}, slope ${slope("fds").toFixed(2)}/min`
   )

@@ -112,7 +112,10 @@ function onH2StreamTimeout(this: http2.ServerHttp2Stream): void {
   this.close(NGHTTP2_CANCEL)
 }
 
-/** An HTTP/2 session without a byte for `idle`: GOAWAY; streams still waiting for their upstream finish first. */
+/**
+ * An HTTP/2 session without a byte for `client_header` before its first stream, `idle` after: GOAWAY; streams still
+ * waiting for their upstream finish first.
+ */
 function onH2SessionTimeout(this: http2.ServerHttp2Session): void {
   if (!this.closed && !this.destroyed) this.close()
 }
@@ -254,7 +257,8 @@ export const makeProtocolServers = (
     sessions.add(s)
     s.on("close", () => sessions.delete(s))
     s.on("error", () => undefined)
-    s.setTimeout(limits.idleMs, onH2SessionTimeout)
+    // Before its first stream a session is a connection that has not sent a request yet: `client_header`.
+    s.setTimeout(limits.clientHeaderMs, onH2SessionTimeout)
     let streams = 0
     let resets = 0
     // A stream closed with an error code before any response head: reset by the client (or cut off by us).
@@ -271,7 +275,7 @@ export const makeProtocolServers = (
       }
     }
     s.on("stream", (stream: http2.ServerHttp2Stream) => {
-      streams++
+      if (++streams === 1) s.setTimeout(limits.idleMs)
       stream.once("close", onStreamClose)
     })
   })
