@@ -101,7 +101,7 @@ export const Settings = Schema.Struct({
   ),
   httpMaxHeadersCount: withDefault(
     "http_max_headers_count",
-    int(1),
+    int(1, 65_535),
     256,
     "Request header fields accepted; over it: 431, never a silently truncated list (§8)."
   )
