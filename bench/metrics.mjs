@@ -2,7 +2,7 @@
 // `.labels(...)` child) against a plain in-process accumulator, per call, in ns. The request path records ~10
 // updates per request at its end (a counter, 3 histograms, token counters), so this says whether recording
 // through prom-client directly fits the budget (SPEC/issue 14: ≤ +10 µs c1 p50, ≥ 0.95x req/s).
-// Run: node bench/metrics.mjs [iterations]
+// Run: npm run build && node bench/metrics.mjs [iterations]
 import client from "prom-client"
 
 const N = Number(process.argv[2] ?? 1_000_000)
@@ -57,31 +57,43 @@ bench("histogram.observe({labels}, v), new object per call", (i) => {
 const hchildren = sets.map((s) => hist.labels(s[0], s[1], String(s[2]), s[3]))
 bench("histogram child (cached .labels()).observe(v)", (i) => hchildren[i & 1023].observe((i % 1000) / 100))
 
-// The alternative: own accumulators found through nested Maps (no string built, nothing allocated), read by
-// prom-client at scrape time.
-const byProvider = new Map()
-const cell = (p, k, c, proto) => {
-  let a = byProvider.get(p)
-  if (a === undefined) byProvider.set(p, (a = new Map()))
-  let b = a.get(k)
-  if (b === undefined) a.set(k, (b = new Map()))
-  let d = b.get(c)
-  if (d === undefined) b.set(c, (d = {}))
-  let e = d[proto]
-  if (e === undefined) d[proto] = e = { count: 0, sum: 0, buckets: new Float64Array(buckets.length + 1) }
-  return e
-}
-bench("own accumulator: nested Map lookup + count++", (i) => {
+// What openproxy does instead (src/observability/families.ts): cells found through nested Maps, read by
+// prom-client at scrape time; and a whole request's `record()` (a counter, 2-3 histograms, 2 token histograms,
+// 3-5 token counters). Needs `npm run build` (dist/index.js).
+const { Metrics, loadConfigText } = await import("../dist/index.js").then((m) => ({
+  Metrics: m.Metrics,
+  loadConfigText: m.parseConfig
+}))
+const { Effect } = await import("effect")
+const snapshot = await Effect.runPromise(
+  loadConfigText(
+    "http_port: 0\nproviders:\n  - {type: openai, host: a.test, endpoint: e}\n  - {type: anthropic, host: b.test, endpoint: e, api_key: k}",
+    "/bench.yml",
+    {}
+  )
+)
+const m = Metrics.makeMetrics()
+const family = m.registry.getSingleMetric("openproxy_requests_total")
+bench("openproxy CounterFamily: .at(4 labels).value++", (i) => {
   const s = sets[i & 1023]
-  cell(s[0], s[1], s[2], s[3]).count++
+  family.at(s[0], s[1], String(s[2]), s[3]).value++
 })
-bench("own accumulator: nested Map lookup + histogram bucket", (i) => {
+const hfamily = m.registry.getSingleMetric("openproxy_request_duration_seconds")
+bench("openproxy HistogramFamily: .at(2 labels).observe(v)", (i) => {
   const s = sets[i & 1023]
-  const e = cell(s[0], s[1], s[2], s[3])
-  const v = (i % 1000) / 100
-  let b = 0
-  while (b < buckets.length && v > buckets[b]) b++
-  e.buckets[b]++
-  e.sum += v
-  e.count++
+  hfamily.at(s[0], s[3]).observe((i % 1000) / 100)
 })
+const usage = { input: 1200, output: 300, cacheRead: 800, cacheWrite: 0, reasoning: 120 }
+const ends = Array.from({ length: 1024 }, (_, i) => ({
+  provider: snapshot.providers[i & 1],
+  keyName: keys[(i >> 2) % 3],
+  status: codes[i % 5],
+  protocol: protocols[(i >> 3) & 1],
+  durationMs: (i % 1000) * 7,
+  ttfbMs: (i % 100) * 3,
+  ttftMs: i & 1 ? 120 : -1,
+  model: i & 2 ? "gpt-4o-mini" : "claude-sonnet-4",
+  responseModel: undefined,
+  usage
+}))
+bench("openproxy Metrics.record(requestEnd): one whole request", (i) => m.record(ends[i & 1023]))
