@@ -7,6 +7,7 @@ import { AggregatorRegistry } from "prom-client"
 import { parseConfig } from "../src/config/load.js"
 import { MAX_MODELS, modelLabel } from "../src/observability/labels.js"
 import { makeMetrics, type RequestEnd } from "../src/services/Metrics.js"
+import { seriesValue } from "./support/metrics.js"
 
 const snapshot = () =>
   Effect.runPromise(
@@ -35,12 +36,6 @@ const end = (over: Partial<RequestEnd>): RequestEnd => ({
   usage: undefined,
   ...over
 })
-
-/** The value of the one series of `text` whose line starts with `series` (name and labels, as printed). */
-const valueOf = (text: string, series: string): number | undefined => {
-  const line = text.split("\n").find((l) => l.startsWith(`${series} `))
-  return line === undefined ? undefined : Number(line.slice(series.length + 1))
-}
 
 describe("Metrics", () => {
   it("exposes every SPEC §10 metric name", async () => {
@@ -84,34 +79,34 @@ describe("Metrics", () => {
     m.setSources({ openConnections: () => 5, providerHealth: () => [{ provider: openai, healthy: false }] })
     const t = await m.registry.metrics()
     const p = 'provider="api.openai.test#0"'
-    expect(valueOf(t, `openproxy_requests_total{${p},key="team-a",code="200",protocol="http/1.1"}`)).toBe(2)
-    expect(valueOf(t, 'openproxy_requests_total{provider="g.test#1",key="",code="429",protocol="h2"}')).toBe(1)
-    expect(valueOf(t, 'openproxy_requests_total{provider="",key="",code="404",protocol="http/1.1"}')).toBe(1)
-    expect(valueOf(t, `openproxy_tokens_total{key="team-a",${p},model="gpt-4o",type="input"}`)).toBe(20)
-    expect(valueOf(t, `openproxy_tokens_total{key="team-a",${p},model="gpt-4o",type="output"}`)).toBe(14)
-    expect(valueOf(t, `openproxy_tokens_total{key="team-a",${p},model="gpt-4o",type="cache_read"}`)).toBe(6)
-    expect(valueOf(t, `openproxy_tokens_total{key="team-a",${p},model="gpt-4o",type="reasoning"}`)).toBe(4)
+    expect(seriesValue(t, `openproxy_requests_total{${p},key="team-a",code="200",protocol="http/1.1"}`)).toBe(2)
+    expect(seriesValue(t, 'openproxy_requests_total{provider="g.test#1",key="",code="429",protocol="h2"}')).toBe(1)
+    expect(seriesValue(t, 'openproxy_requests_total{provider="",key="",code="404",protocol="http/1.1"}')).toBe(1)
+    expect(seriesValue(t, `openproxy_tokens_total{key="team-a",${p},model="gpt-4o",type="input"}`)).toBe(20)
+    expect(seriesValue(t, `openproxy_tokens_total{key="team-a",${p},model="gpt-4o",type="output"}`)).toBe(14)
+    expect(seriesValue(t, `openproxy_tokens_total{key="team-a",${p},model="gpt-4o",type="cache_read"}`)).toBe(6)
+    expect(seriesValue(t, `openproxy_tokens_total{key="team-a",${p},model="gpt-4o",type="reasoning"}`)).toBe(4)
     expect(t).not.toContain('type="cache_write"')
     // Cumulative buckets: 0.12 s is under 0.25, 90 s under 120.
-    expect(valueOf(t, `openproxy_request_duration_seconds_bucket{${p},protocol="http/1.1",le="0.1"}`)).toBe(0)
-    expect(valueOf(t, `openproxy_request_duration_seconds_bucket{${p},protocol="http/1.1",le="0.25"}`)).toBe(1)
-    expect(valueOf(t, `openproxy_request_duration_seconds_bucket{${p},protocol="http/1.1",le="60"}`)).toBe(1)
-    expect(valueOf(t, `openproxy_request_duration_seconds_bucket{${p},protocol="http/1.1",le="120"}`)).toBe(2)
-    expect(valueOf(t, `openproxy_request_duration_seconds_bucket{${p},protocol="http/1.1",le="+Inf"}`)).toBe(2)
-    expect(valueOf(t, `openproxy_request_duration_seconds_sum{${p},protocol="http/1.1"}`)).toBeCloseTo(90.12)
-    expect(valueOf(t, `openproxy_request_duration_seconds_count{${p},protocol="http/1.1"}`)).toBe(2)
+    expect(seriesValue(t, `openproxy_request_duration_seconds_bucket{${p},protocol="http/1.1",le="0.1"}`)).toBe(0)
+    expect(seriesValue(t, `openproxy_request_duration_seconds_bucket{${p},protocol="http/1.1",le="0.25"}`)).toBe(1)
+    expect(seriesValue(t, `openproxy_request_duration_seconds_bucket{${p},protocol="http/1.1",le="60"}`)).toBe(1)
+    expect(seriesValue(t, `openproxy_request_duration_seconds_bucket{${p},protocol="http/1.1",le="120"}`)).toBe(2)
+    expect(seriesValue(t, `openproxy_request_duration_seconds_bucket{${p},protocol="http/1.1",le="+Inf"}`)).toBe(2)
+    expect(seriesValue(t, `openproxy_request_duration_seconds_sum{${p},protocol="http/1.1"}`)).toBeCloseTo(90.12)
+    expect(seriesValue(t, `openproxy_request_duration_seconds_count{${p},protocol="http/1.1"}`)).toBe(2)
     const ttft = `gen_ai_server_time_to_first_token_seconds_count{${p},gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o"}`
-    expect(valueOf(t, ttft)).toBe(1)
+    expect(seriesValue(t, ttft)).toBe(1)
     const input =
       'gen_ai_client_token_usage_sum{gen_ai_token_type="input",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o",gen_ai_response_model="gpt-4o"}'
-    expect(valueOf(t, input)).toBe(26)
-    expect(valueOf(t, 'openproxy_config_reloads_total{result="ok"}')).toBe(2)
-    expect(valueOf(t, 'openproxy_config_reloads_total{result="error"}')).toBe(1)
-    expect(valueOf(t, 'openproxy_upstream_connect_errors_total{provider="g.test#1"}')).toBe(1)
-    expect(valueOf(t, "openproxy_inflight_requests")).toBe(1)
-    expect(valueOf(t, "openproxy_open_websockets")).toBe(1)
-    expect(valueOf(t, "openproxy_open_connections")).toBe(5)
-    expect(valueOf(t, `openproxy_provider_healthy{${p}}`)).toBe(0)
+    expect(seriesValue(t, input)).toBe(26)
+    expect(seriesValue(t, 'openproxy_config_reloads_total{result="ok"}')).toBe(2)
+    expect(seriesValue(t, 'openproxy_config_reloads_total{result="error"}')).toBe(1)
+    expect(seriesValue(t, 'openproxy_upstream_connect_errors_total{provider="g.test#1"}')).toBe(1)
+    expect(seriesValue(t, "openproxy_inflight_requests")).toBe(1)
+    expect(seriesValue(t, "openproxy_open_websockets")).toBe(1)
+    expect(seriesValue(t, "openproxy_open_connections")).toBe(5)
+    expect(seriesValue(t, `openproxy_provider_healthy{${p}}`)).toBe(0)
   })
 
   it("bounds model labels: short printable tokens only, then a cap", () => {
@@ -135,8 +130,8 @@ describe("Metrics", () => {
     const json = await Promise.all(workers.map((m) => m.registry.getMetricsAsJSON()))
     const t = await AggregatorRegistry.aggregate(json).metrics()
     const p = 'provider="api.openai.test#0"'
-    expect(valueOf(t, `openproxy_requests_total{${p},key="team-a",code="200",protocol="http/1.1"}`)).toBe(3)
-    expect(valueOf(t, `openproxy_request_duration_seconds_count{${p},protocol="http/1.1"}`)).toBe(3)
-    expect(valueOf(t, `openproxy_provider_healthy{${p}}`)).toBe(0)
+    expect(seriesValue(t, `openproxy_requests_total{${p},key="team-a",code="200",protocol="http/1.1"}`)).toBe(3)
+    expect(seriesValue(t, `openproxy_request_duration_seconds_count{${p},protocol="http/1.1"}`)).toBe(3)
+    expect(seriesValue(t, `openproxy_provider_healthy{${p}}`)).toBe(0)
   })
 })
