@@ -125,10 +125,16 @@ const start = Command.make(
       if (cluster.isPrimary && !isUpgradeChild()) {
         // Read once here for `workers`: several workers need a primary; one runs right here, without cluster.
         const snapshot = override(yield* loadConfig(config))
-        if (snapshot.workers > 1) return yield* runPrimary(snapshot.workers, pid)
+        if (snapshot.workers > 1) {
+          const reload = () => Effect.runPromise(loadConfig(config).pipe(Effect.map(override)))
+          return yield* runPrimary(snapshot.workers, pid, reload)
+        }
       }
       yield* runProxy(config, override, pid)
-    }).pipe(Effect.catchTags({ ConfigError: failWithLine, ListenError: failWithLine }), Effect.catchAll(failWithLine))
+    }).pipe(
+      Effect.catchTags({ ConfigError: failWithLine, ListenError: failWithLine, AdminListenError: failWithLine }),
+      Effect.catchAll(failWithLine)
+    )
 )
 
 const check = Command.make("check", { config: configOption }, ({ config }) =>

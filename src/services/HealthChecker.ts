@@ -31,6 +31,9 @@ export interface ProviderHealth {
   /** Active check results in a row (reset by the other outcome), for the thresholds. */
   activeSuccesses: number
   activeFailures: number
+  /** What went wrong last (for the admin API): a failed upstream connection or a failed active probe. */
+  lastError: "connect" | "health_check" | undefined
+  lastErrorAt: number
 }
 
 export interface HealthCheckerService {
@@ -60,7 +63,15 @@ export const makeState = (cooldownMs: () => number): HealthState => {
   const get = (id: string): ProviderHealth => {
     let s = states.get(id)
     if (s === undefined) {
-      s = { activeHealthy: true, consecutiveConnectFailures: 0, ejectedUntil: 0, activeSuccesses: 0, activeFailures: 0 }
+      s = {
+        activeHealthy: true,
+        consecutiveConnectFailures: 0,
+        ejectedUntil: 0,
+        activeSuccesses: 0,
+        activeFailures: 0,
+        lastError: undefined,
+        lastErrorAt: 0
+      }
       states.set(id, s)
     }
     return s
@@ -85,6 +96,8 @@ export const makeState = (cooldownMs: () => number): HealthState => {
       } else {
         s.activeSuccesses = 0
         s.activeFailures++
+        s.lastError = "health_check"
+        s.lastErrorAt = Date.now()
         if (s.activeHealthy && s.activeFailures >= settings.unhealthyThreshold) s.activeHealthy = false
       }
       return s.activeHealthy
@@ -112,6 +125,8 @@ export const makeState = (cooldownMs: () => number): HealthState => {
       connectFailed: (id) => {
         const s = get(id)
         s.consecutiveConnectFailures++
+        s.lastError = "connect"
+        s.lastErrorAt = Date.now()
         if (s.consecutiveConnectFailures >= PASSIVE_FAILURES) {
           s.ejectedUntil = Date.now() + cooldownMs()
           s.consecutiveConnectFailures = 0

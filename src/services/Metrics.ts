@@ -50,15 +50,15 @@ export type RetryReason = "connect" | "status" | "reset" | "first_token"
 
 /** Values read when scraped, from the services that own them. */
 export interface Sources {
+  /** The Listener's set of open client connections (the request path does not count them again). */
   readonly openConnections?: () => number
   /** Each provider of the live config and whether it may be selected now. */
   readonly providerHealth?: () => ReadonlyArray<{ readonly provider: ProviderConfig; readonly healthy: boolean }>
 }
 
-/** Gauges of what is open now; the request path calls these in pairs. */
+/** Gauges of what is open now that only the request path knows; it calls these in pairs. */
 export class LiveGauges {
   inflight = 0
-  connections = 0
   streams = 0
   websockets = 0
   requestStarted(): void {
@@ -66,12 +66,6 @@ export class LiveGauges {
   }
   requestEnded(): void {
     this.inflight--
-  }
-  connectionOpened(): void {
-    this.connections++
-  }
-  connectionClosed(): void {
-    this.connections--
   }
   streamOpened(): void {
     this.streams++
@@ -189,11 +183,7 @@ export const makeMetrics = (): MetricsService => {
       })
     )
   gauge("openproxy_inflight_requests", "Requests in flight.", () => live.inflight)
-  gauge(
-    "openproxy_open_connections",
-    "Open client connections.",
-    () => live.connections + (sources.openConnections?.() ?? 0)
-  )
+  gauge("openproxy_open_connections", "Open client connections.", () => sources.openConnections?.() ?? 0)
   gauge("openproxy_open_streams", "Streamed responses (text/event-stream) in progress.", () => live.streams)
   gauge("openproxy_open_websockets", "Open WebSockets.", () => live.websockets)
   reg(

@@ -5,6 +5,7 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -12,6 +13,7 @@ import * as SubscriptionRef from "effect/SubscriptionRef"
 import { logger } from "../log.js"
 import { Config } from "./Config.js"
 import { Listener } from "./Listener.js"
+import * as Metrics from "./Metrics.js"
 
 export interface ReloaderService {
   /** Reloads now; true when the new config was swapped in. Never fails: a failure is logged. */
@@ -38,6 +40,8 @@ export const signals = (signal: NodeJS.Signals): Effect.Effect<Stream.Stream<Nod
 export const make = Effect.gen(function* () {
   const config = yield* Config
   const listener = yield* Listener
+  const metrics = yield* Metrics.optional
+  const counted = (ok: boolean) => Option.map(metrics, (m) => m.configReload(ok))
   const reload = Effect.fn("Reloader.reload")(function* () {
     const next = yield* config.load
     yield* listener.reconfigure(next, SubscriptionRef.set(config.current, next))
@@ -50,6 +54,10 @@ export const make = Effect.gen(function* () {
   })
   return {
     reload: reload().pipe(
+      Effect.tapBoth({
+        onSuccess: () => Effect.sync(() => counted(true)),
+        onFailure: () => Effect.sync(() => counted(false))
+      }),
       Effect.catchAll((e) =>
         Effect.sync(() => {
           logger.log("error", "config reload failed, keeping the running config", { error: e.message })
