@@ -29,6 +29,7 @@ const withKeys = (global: string, provider = "") =>
 
 describe("named client keys: config", () => {
   it("names a string key by its hash and a mapping by its name", async () => {
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a ${VAR} in the YAML text
     const c = await ok(withKeys('["sk-plain", {name: team-a, key: "${TEAM_A}"}]'), { TEAM_A: "sk-team-a" })
     expect(c.clientKeys.map((k) => k.name)).toEqual([hashName("sk-plain"), "team-a"])
     expect(hashName("sk-plain")).toMatch(/^key-[0-9a-f]{8}$/)
@@ -112,5 +113,24 @@ providers:
   it("reports no name when no client auth is configured", async () => {
     const c = await ok("http_port: 0\nproviders: [{type: openai, host: a.test, endpoint: e}]")
     expect(route(new Router(c), "a.test", "whatever")).toEqual({ ok: 0, keyName: undefined })
+  })
+})
+
+describe("check's summary", () => {
+  it("shows key names and the observability settings, never a key", async () => {
+    const { summarize } = await import("../src/config/load.js")
+    const s = summarize(
+      await ok(
+        withKeys("[{name: team-a, key: sk-TOPSECRET}, sk-TOPSECRET-2]").replace(
+          "http_port: 0",
+          "http_port: 0\nadmin: {port: 9091, auth_key: adm-TOPSECRET}\naccess_log: false"
+        )
+      )
+    )
+    expect(s).toContain(`client auth: 2 global key(s); names: team-a, ${hashName("sk-TOPSECRET-2")}`)
+    expect(s).toContain(
+      "observability: admin 127.0.0.1:9091 (auth_key set), access_log off, inject_openai_stream_usage on"
+    )
+    expect(s).not.toContain("TOPSECRET")
   })
 })
