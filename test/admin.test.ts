@@ -154,3 +154,19 @@ describe("admin listener and reloads", () => {
     }
   })
 })
+
+describe("admin listener bind failure", () => {
+  it("fails the start with one line naming the address", async () => {
+    const busy = net.createServer()
+    await new Promise<void>((r) => busy.listen(0, "127.0.0.1", () => r()))
+    const port = (busy.address() as net.AddressInfo).port
+    try {
+      const text = config(`admin: {port: ${port}}`).replace("UP_PORT", String(mock.port))
+      await expect(startProxy(text.replace("DOWN_PORT", String(mock.port)))).rejects.toThrow(
+        `cannot listen on admin 127.0.0.1:${port}: EADDRINUSE`
+      )
+    } finally {
+      busy.close()
+    }
+  })
+})
