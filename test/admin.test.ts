@@ -170,3 +170,24 @@ describe("admin listener bind failure", () => {
     }
   })
 })
+
+describe("upstream connect errors", () => {
+  it("are counted per provider from the health reporter, whichever path failed", async () => {
+    const text = `http_port: 0
+admin: {port: 0}
+providers:
+  - {type: openai, host: gone.test, endpoint: "127.0.0.1:${down}", tls: false}
+`
+    const proxy = await startProxy(text)
+    try {
+      const r = await h1(proxy.httpPort!, { host: "gone.test", path: "/v1/models" })
+      expect(r.status).toBe(502)
+      const m = (await get(proxy.adminPort()!, "/metrics")).text
+      expect(seriesValue(m, 'openproxy_upstream_connect_errors_total{provider="gone.test#0"}')).toBeGreaterThanOrEqual(
+        1
+      )
+    } finally {
+      await proxy.close()
+    }
+  })
+})

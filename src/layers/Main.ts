@@ -12,9 +12,9 @@ import * as Reloader from "../services/Reloader.js"
 
 /** Everything below Config: health, registry, pools, metrics, the listeners and the admin port, for a Config layer. */
 export const proxyLayer = <E, R>(config: Layer.Layer<Config.Config, E, R>) => {
-  const health = HealthChecker.layer.pipe(Layer.provideMerge(config))
+  const health = HealthChecker.layer.pipe(Layer.provideMerge(Layer.merge(config, Metrics.layer)))
   const registry = ProviderRegistry.layer.pipe(Layer.provideMerge(health))
-  const services = Layer.mergeAll(registry, ConnectionPool.layer, Metrics.layer)
+  const services = Layer.merge(registry, ConnectionPool.layer)
   const listeners = Listener.layer.pipe(Layer.provideMerge(services))
   // Built after the listeners, so its finalizer runs first: the admin port closes as a drain starts.
   return Admin.layer.pipe(Layer.provideMerge(listeners))

@@ -85,6 +85,7 @@ export interface MetricsService {
   readonly registry: Registry
   readonly live: LiveGauges
   readonly record: (end: RequestEnd) => void
+  /** Called by the HealthChecker's reporter, where every upstream connect failure is already reported. */
   readonly connectError: (provider: ProviderConfig) => void
   readonly retry: (provider: ProviderConfig, reason: RetryReason) => void
   readonly rateLimited: (keyName: string, limit: string) => void
