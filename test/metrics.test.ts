@@ -5,7 +5,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { AggregatorRegistry } from "prom-client"
 import { parseConfig } from "../src/config/load.js"
-import { MAX_MODELS, modelLabel } from "../src/observability/labels.js"
+import { MAX_MODELS, makeModelLabel } from "../src/observability/labels.js"
 import { makeMetrics, type RequestEnd } from "../src/services/Metrics.js"
 import { seriesValue } from "./support/metrics.js"
 
@@ -110,6 +110,7 @@ describe("Metrics", () => {
   })
 
   it("bounds model labels: short printable tokens only, then a cap", () => {
+    const modelLabel = makeModelLabel()
     expect(modelLabel("claude-3-5-sonnet-20241022")).toBe("claude-3-5-sonnet-20241022")
     expect(modelLabel("models/gemini-2.0-flash:generateContent")).toBe("models/gemini-2.0-flash:generateContent")
     expect(modelLabel("a b")).toBe("unknown")
@@ -118,6 +119,9 @@ describe("Metrics", () => {
     expect(modelLabel(undefined)).toBe("unknown")
     for (let i = 0; i < MAX_MODELS + 10; i++) modelLabel(`m-${i}`)
     expect(modelLabel("never-seen-before")).toBe("other")
+    expect(modelLabel("m-1")).toBe("m-1")
+    // Another instance (another embedded proxy) has its own cap.
+    expect(makeModelLabel()("never-seen-before")).toBe("never-seen-before")
   })
 
   it("sums over workers the way the cluster aggregation does", async () => {

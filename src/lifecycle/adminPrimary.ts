@@ -17,12 +17,9 @@ import { ADMIN_REQUEST, ADMIN_RESPONSE, type WorkerAdminState } from "./adminWor
 /** How long the primary waits for the workers' answers. */
 const ASK_TIMEOUT_MS = 2_000
 
-let nextId = 0
-
-/** Asks every connected worker for its admin state; resolves with the answers that came in time. */
-const askWorkers = (): Promise<{ answers: Array<WorkerAdminState>; asked: number }> =>
+/** Asks every connected worker for its admin state (`id` tells answers apart); resolves with those in time. */
+const askWorkers = (id: number): Promise<{ answers: Array<WorkerAdminState>; asked: number }> =>
   new Promise((resolve) => {
-    const id = nextId++
     const workers = Object.values(cluster.workers ?? {}).filter((w) => w?.isConnected())
     const answers: Array<WorkerAdminState> = []
     const done = () => {
@@ -75,16 +72,19 @@ export interface PrimaryAdmin {
 export const startPrimaryAdmin = async (load: () => Promise<ConfigSnapshot>): Promise<PrimaryAdmin> => {
   let snapshot = await load()
   const aggregator = new AggregatorRegistry()
+  let asked = 0
+  const ask = () => askWorkers(asked++)
   const source: AdminSource = {
     authKey: () => snapshot.admin?.authKey,
     metrics: async () => ({ contentType: aggregator.contentType, body: await aggregator.clusterMetrics() }),
     readiness: async () => {
-      const { answers, asked } = await askWorkers()
-      if (asked === 0) return { ready: false, reason: "no worker running" }
-      if (answers.length < asked) return { ready: false, reason: `${asked - answers.length} worker(s) did not answer` }
+      const { answers, asked: workers } = await ask()
+      if (workers === 0) return { ready: false, reason: "no worker running" }
+      if (answers.length < workers)
+        return { ready: false, reason: `${workers - answers.length} worker(s) did not answer` }
       return answers.find((a) => !a.readiness.ready)?.readiness ?? { ready: true, reason: "" }
     },
-    providers: async () => mergeProviders((await askWorkers()).answers),
+    providers: async () => mergeProviders((await ask()).answers),
     keys: async () => keyViews(snapshot)
   }
   const handler = adminHandler(source)

@@ -9,7 +9,7 @@ import * as Layer from "effect/Layer"
 import { Gauge, type Metric, Registry } from "prom-client"
 import type { ProviderConfig } from "../config/types.js"
 import { CounterFamily, HistogramFamily } from "../observability/families.js"
-import { genAiProviderName, modelLabel, providerLabel } from "../observability/labels.js"
+import { genAiProviderName, makeModelLabel, providerLabel } from "../observability/labels.js"
 
 /** How the client reached us (the access log's `protocol`). */
 export type Protocol = "http/1.1" | "h2" | "h2c" | "ws" | "tunnel"
@@ -107,6 +107,7 @@ const codeLabel = (status: number): string => (status >= 100 && status < 600 ? C
 /** Builds the metrics of one process (a worker's or the only one). */
 export const makeMetrics = (): MetricsService => {
   const registry = new Registry()
+  const modelLabel = makeModelLabel()
   const reg = <M extends Metric<string>>(m: M): M => {
     registry.registerMetric(m)
     return m
