@@ -5,12 +5,20 @@
 
 import { writeFile } from "node:fs/promises"
 import * as net from "node:net"
+import * as path from "node:path"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import * as Main from "../src/layers/Main.js"
+import { Admin } from "../src/services/Admin.js"
+import { Reloader, layer as reloaderLayer } from "../src/services/Reloader.js"
 import { h1 } from "./support/http.js"
 import { seriesValue } from "./support/metrics.js"
 import { DEFAULT_KEYS, type MockProvider, startMockProvider } from "./support/mockProvider.js"
-import { type RunningProxy, startProxy } from "./support/proxy.js"
+import { type RunningProxy, startProxy, tempDir } from "./support/proxy.js"
 
 const ADMIN_KEY = "adm-TOPSECRET-1"
 const CLIENT_NAMED = "sk-client-TOPSECRET-2"
@@ -188,6 +196,29 @@ providers:
       )
     } finally {
       await proxy.close()
+    }
+  })
+})
+
+describe("config reloads", () => {
+  it("are counted by result", async () => {
+    const file = path.join(await tempDir(), "c.yml")
+    const good = `http_port: 0\nadmin: {port: 0}\nproviders: [{type: openai, host: a.test, endpoint: e}]\n`
+    await writeFile(file, good)
+    const scope = Effect.runSync(Scope.make())
+    const ctx = await Effect.runPromise(
+      Layer.buildWithScope(reloaderLayer.pipe(Layer.provideMerge(Main.fromFile(file))), scope)
+    )
+    try {
+      const reloader = Context.get(ctx, Reloader)
+      expect(await Effect.runPromise(reloader.reload)).toBe(true)
+      await writeFile(file, `${good}bogus: 1\n`)
+      expect(await Effect.runPromise(reloader.reload)).toBe(false)
+      const m = (await get(Context.get(ctx, Admin).bound()!.port, "/metrics")).text
+      expect(seriesValue(m, 'openproxy_config_reloads_total{result="ok"}')).toBe(1)
+      expect(seriesValue(m, 'openproxy_config_reloads_total{result="error"}')).toBe(1)
+    } finally {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
     }
   })
 })
