@@ -1,7 +1,8 @@
 // The admin listener (SPEC §10) over real sockets, in-process: /healthz, /readyz, /metrics, /providers, /keys;
 // the admin key (401 without it, constant-time compare), no secret in any answer, /readyz turning 503 when every
 // provider of a route fails its health checks (a stopped port) while the mock provider keeps another route up,
-// and the admin port following a reload (moved, closed).
+// the admin port following a reload (moved, closed) or failing the start when taken, upstream connect errors and
+// config reloads counted.
 
 import { writeFile } from "node:fs/promises"
 import * as net from "node:net"
