@@ -171,11 +171,15 @@ const start = Command.make(
         if (snapshot.workers > 1) {
           // The primary only supervises workers (each replaced when it breaks): it logs and keeps going.
           whenBroken = { action: "kept running (cluster primary)", run: () => (replacing = false) }
-          return yield* runPrimary(snapshot.workers, pid)
+          const reload = () => Effect.runPromise(loadConfig(config).pipe(Effect.map(override)))
+          return yield* runPrimary(snapshot.workers, pid, reload)
         }
       }
       yield* runProxy(config, override, pid)
-    }).pipe(Effect.catchTags({ ConfigError: failWithLine, ListenError: failWithLine }), Effect.catchAll(failWithLine))
+    }).pipe(
+      Effect.catchTags({ ConfigError: failWithLine, ListenError: failWithLine, AdminListenError: failWithLine }),
+      Effect.catchAll(failWithLine)
+    )
 )
 
 const check = Command.make("check", { config: configOption }, ({ config }) =>
