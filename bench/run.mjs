@@ -77,16 +77,16 @@ const v8Variants = (opt("v8-variants", "") || "")
     const [name, flags] = [v.slice(0, v.indexOf("=")), v.slice(v.indexOf("=") + 1)]
     return { name: `v8:${name.trim()}`, flags: flags.split(" ").filter((f) => f !== "") }
   })
-const wanted = new Set([
-  ...opt("targets", ALL_TARGETS.join(",")).split(","),
-  ...v8Variants.map((v) => v.name)
-])
+const wanted = new Set([...opt("targets", ALL_TARGETS.join(",")).split(","), ...v8Variants.map((v) => v.name)])
 const NODE = opt("node", "node")
+// The V8 flags openproxy runs with on that Node (src/v8flags.json: the shebang's start flags and the runtime flags
+// the process sets for its major); the lean floor and node:http alone get the same ones on their command line.
+const V8FLAGS = JSON.parse(fs.readFileSync(new URL("../src/v8flags.json", import.meta.url), "utf8"))
+const nodeMajor = execSync(`${NODE} -p process.versions.node`, { encoding: "utf8" }).trim().split(".")[0] ?? ""
+const OPENPROXY_V8_FLAGS = [...V8FLAGS.start, ...(V8FLAGS.runtime[nodeMajor] ?? [])]
 const s4Targets = opt("s4-targets", "openproxy").split(",")
 // "Best Node proxy" as issue 6 defines it. The lean floor and node:http alone are references, not competitors.
 const NODE_PROXIES = ["http-proxy", "fastify-proxy"]
-// The V8 flags of openproxy's bin (its shebang); the lean floor runs with the same ones.
-const OPENPROXY_V8_FLAGS = JSON.parse(fs.readFileSync(new URL("../src/v8flags.json", import.meta.url), "utf8"))
 const LOAD_CPU = "1"
 const PROXY_CPU = "0"
 const UPSTREAM_KEY = "sk-upstream"
@@ -482,7 +482,8 @@ const main = async () => {
             // CPU time the proxy process spent per request: unlike req/s it hardly moves when other work shares
             // the machine, so it is what an A/B run on a busy machine can still compare.
             const cpu1 = cpuTicks(proc?.pid)
-            if (cpu0 !== null && cpu1 !== null && s1.requests) s1.cpu_us_per_req = ((cpu1 - cpu0) * 1e6) / CLK_TCK / s1.requests
+            if (cpu0 !== null && cpu1 !== null && s1.requests)
+              s1.cpu_us_per_req = ((cpu1 - cpu0) * 1e6) / CLK_TCK / s1.requests
             results.s1[name].push(s1)
             log(
               `round ${r + 1} S1 ${name}: ${s1.error ?? `${Math.round(s1.rps)} req/s p50 ${s1.p50_us} µs p99 ${s1.p99_us} µs errors ${s1.errors}${s1.cpu_us_per_req ? ` cpu ${s1.cpu_us_per_req.toFixed(1)} µs/req` : ""}`}`
@@ -732,7 +733,16 @@ const report = (res, names) => {
           s1[t].errors
         ]
   )
-  const s1Head = ["S1: POST 1 KiB, wrk -c64", "req/s", "p50", "p99", "vs direct", "vs best Node", "CPU µs/req", "errors"]
+  const s1Head = [
+    "S1: POST 1 KiB, wrk -c64",
+    "req/s",
+    "p50",
+    "p99",
+    "vs direct",
+    "vs best Node",
+    "CPU µs/req",
+    "errors"
+  ]
   const s2Names = names.includes("direct") ? ["direct", "direct-x", ...names.filter((t) => t !== "direct")] : names
   const s2Rows = s2Names.map((t) => {
     if (s2[t]?.p50 === null || s2[t] === undefined) return [LABEL[t], na(t), "", "", ""]
