@@ -197,7 +197,8 @@ describe("Gemini", () => {
     expect(r.text).toBe(REPLY)
     expect(r.usageMetadata?.totalTokenCount).toBe(16)
     expect(last().auth).toBe("x-goog-api-key")
-    expect(last().path).toBe("/v1beta/models/gemini-2.5-flash:generateContent")
+    // @google/genai 3 calls the v1 API by default (2.x called v1beta); the mock serves both
+    expect(last().path).toBe("/v1/models/gemini-2.5-flash:generateContent")
 
     let text = ""
     for await (const chunk of await ai.models.generateContentStream({ model: "gemini-2.5-flash", contents: "hi" })) {
