@@ -14,8 +14,8 @@ import * as SubscriptionRef from "effect/SubscriptionRef"
 import { logger } from "../log.js"
 import { Config } from "./Config.js"
 import { Listener } from "./Listener.js"
-import { ProviderRegistry } from "./ProviderRegistry.js"
 import * as Metrics from "./Metrics.js"
+import { ProviderRegistry } from "./ProviderRegistry.js"
 
 export interface ReloaderService {
   /** Reloads now; true when the new config was swapped in. Never fails: a failure is logged. */
