@@ -5,8 +5,9 @@ import { execFileSync } from "node:child_process"
 import { chmodSync, readFileSync } from "node:fs"
 import { build } from "esbuild"
 
-// The V8 flags a proxy process starts with (src/v8flags.ts explains each): the bin's shebang carries them.
-const v8flags = JSON.parse(readFileSync("src/v8flags.json", "utf8"))
+// The V8 flags a proxy process must start with (src/v8flags.ts explains each): the bin's shebang carries them.
+// Only the `start` list, which every supported Node knows; the per-version `runtime` flags are set by the process.
+const v8flags = JSON.parse(readFileSync("src/v8flags.json", "utf8")).start
 
 const common = {
   bundle: true,
@@ -44,7 +45,7 @@ await Promise.all([
   build({ ...common, entryPoints: ["src/mock/main.ts"], outfile: "dist/mock.js" })
 ])
 
-// The bin runs through its shebang (which carries the V8 flags of src/v8flags.ts).
+// The bin runs through its shebang (which carries the start flags of src/v8flags.json).
 chmodSync("dist/main.js", 0o755)
 
 // Type declarations for the package entry (the service layers are reusable from other Effect apps).

@@ -23,6 +23,11 @@ import { logger, makeLogger, setLogger } from "./log.js"
 import type { SnapshotOverride } from "./services/Config.js"
 import { Listener } from "./services/Listener.js"
 import { signals } from "./services/Reloader.js"
+import { applyRuntimeV8Flags } from "./v8flags.js"
+
+// First thing, in every proxy process (bin, cluster worker, upgraded process): the V8 flags this Node version
+// takes at run time (src/v8flags.ts).
+const runtimeV8Flags = applyRuntimeV8Flags()
 
 const VERSION = "0.1.0"
 
@@ -91,7 +96,10 @@ const runProxy = (config: string, override: SnapshotOverride, pidFile: string | 
       }
       logger.log("info", cluster.isWorker ? "worker started" : "openproxy started", {
         pid: process.pid,
-        listeners: listener.bound.map((b) => `${b.kind}://${b.address}:${b.port}`).join(",")
+        listeners: listener.bound.map((b) => `${b.kind}://${b.address}:${b.port}`).join(","),
+        // Which Node and V8 settings this process runs with (the command line's and those set at start-up).
+        node: process.version,
+        node_flags: [...process.execArgv, ...runtimeV8Flags].join(" ")
       })
       reportToParent({ ok: true })
       reportWorkerReady()
@@ -171,11 +179,15 @@ const start = Command.make(
         if (snapshot.workers > 1) {
           // The primary only supervises workers (each replaced when it breaks): it logs and keeps going.
           whenBroken = { action: "kept running (cluster primary)", run: () => (replacing = false) }
-          return yield* runPrimary(snapshot.workers, pid)
+          const reload = () => Effect.runPromise(loadConfig(config).pipe(Effect.map(override)))
+          return yield* runPrimary(snapshot.workers, pid, reload)
         }
       }
       yield* runProxy(config, override, pid)
-    }).pipe(Effect.catchTags({ ConfigError: failWithLine, ListenError: failWithLine }), Effect.catchAll(failWithLine))
+    }).pipe(
+      Effect.catchTags({ ConfigError: failWithLine, ListenError: failWithLine, AdminListenError: failWithLine }),
+      Effect.catchAll(failWithLine)
+    )
 )
 
 const check = Command.make("check", { config: configOption }, ({ config }) =>

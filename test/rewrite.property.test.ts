@@ -268,7 +268,11 @@ providers:
     // Values may hold a NUL, a bare CR or LF, or an obs-fold: Node's parser must refuse those (400) before routing.
     let forwarded = 0
     let refused = 0
-    const hostile = fc.constantFrom("", "", "", "\0", "\r", "\n ", "\n")
+    // mostly clean values, so that both outcomes occur often whatever the seed (about 60 % of requests are clean)
+    const hostile = fc.oneof(
+      { weight: 12, arbitrary: fc.constant("") },
+      { weight: 1, arbitrary: fc.constantFrom("\0", "\r", "\n ", "\n") }
+    )
     const header = fc
       .tuple(fc.oneof(credentialHeader, otherHeader), hostile)
       .map(([[n, v], bad]) => `${n}: ${bad === "" ? v : v + bad + "x"}`)

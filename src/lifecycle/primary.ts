@@ -8,8 +8,10 @@
 import cluster, { type Worker } from "node:cluster"
 import { readFile, unlink, writeFile } from "node:fs/promises"
 import * as Effect from "effect/Effect"
+import type { ConfigSnapshot } from "../config/types.js"
 import { logger } from "../log.js"
 import { proxyExecArgv } from "../v8flags.js"
+import { type PrimaryAdmin, startPrimaryAdmin } from "./adminPrimary.js"
 import { replayPendingSignals } from "./signals.js"
 
 /** What a worker sends the primary once its listeners are up. */
@@ -33,8 +35,14 @@ export const removePidFileIfOurs = async (file: string): Promise<void> => {
  * Runs the primary until a SIGTERM/SIGINT drain (the main fiber's interruption) ends it; fails with a one-line
  * message when the first workers cannot start.
  */
-export const runPrimary = (count: number, pidFile: string | undefined): Effect.Effect<void, { message: string }> =>
+export const runPrimary = (
+  count: number,
+  pidFile: string | undefined,
+  /** The config as the workers read it, for the admin port the primary serves for all of them. */
+  loadConfig?: () => Promise<ConfigSnapshot>
+): Effect.Effect<void, { message: string }> =>
   Effect.async<void, { message: string }>((resume) => {
+    let admin: PrimaryAdmin | undefined
     const workers = new Set<Worker>()
     /** Workers asked to stop (drain): their exit is expected. */
     const retiring = new Set<Worker>()
@@ -115,13 +123,15 @@ export const runPrimary = (count: number, pidFile: string | undefined): Effect.E
       new Promise<void>((done) => {
         stopping = true
         removeHandlers()
+        admin?.close()
         if (workers.size === 0) return done()
         for (const w of workers) w.once("exit", () => workers.size === 0 && done())
         forward("SIGTERM")
       }).then(() => (pidFile === undefined ? undefined : removePidFileIfOurs(pidFile)))
 
-    forkAll().then(
-      async () => {
+    forkAll()
+      .then(async () => {
+        if (loadConfig !== undefined) admin = await startPrimaryAdmin(loadConfig)
         started = true
         if (pidFile !== undefined) await writeFile(pidFile, `${process.pid}\n`)
         logger.log("info", "openproxy started", {
@@ -135,10 +145,9 @@ export const runPrimary = (count: number, pidFile: string | undefined): Effect.E
           usr2Owed = false
           onUsr2()
         }
-      },
-      (e: Error) => {
+      })
+      .catch((e: Error) => {
         stopAll().then(() => resume(Effect.fail({ message: e.message })))
-      }
-    )
+      })
     return Effect.promise(stopAll)
   })

@@ -185,6 +185,14 @@ export class UpstreamPools {
     }
   }
 
+  /** Requests in flight to a provider's upstream origin (read-only, for the admin API). */
+  inflightTo(p: ProviderConfig): number {
+    const origin = originOf(p)
+    let n = 0
+    for (const u of this.pools.values()) if (u.origin === origin) n += u.inflight
+    return n
+  }
+
   get size(): number {
     return this.pools.size
   }

@@ -6,6 +6,7 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -13,6 +14,7 @@ import * as SubscriptionRef from "effect/SubscriptionRef"
 import { logger } from "../log.js"
 import { Config } from "./Config.js"
 import { Listener } from "./Listener.js"
+import * as Metrics from "./Metrics.js"
 import { ProviderRegistry } from "./ProviderRegistry.js"
 
 export interface ReloaderService {
@@ -41,6 +43,8 @@ export const make = Effect.gen(function* () {
   const config = yield* Config
   const listener = yield* Listener
   const registry = yield* ProviderRegistry
+  const metrics = yield* Metrics.optional
+  const counted = (ok: boolean) => Option.map(metrics, (m) => m.configReload(ok))
   const reload = Effect.fn("Reloader.reload")(function* () {
     const next = yield* config.load
     yield* listener.reconfigure(next, Effect.zipRight(SubscriptionRef.set(config.current, next), registry.sync))
@@ -53,6 +57,10 @@ export const make = Effect.gen(function* () {
   })
   return {
     reload: reload().pipe(
+      Effect.tapBoth({
+        onSuccess: () => Effect.sync(() => counted(true)),
+        onFailure: () => Effect.sync(() => counted(false))
+      }),
       Effect.catchAll((e) =>
         Effect.sync(() => {
           logger.log("error", "config reload failed, keeping the running config", { error: e.message })
