@@ -1,4 +1,6 @@
-// Whether a failed attempt is tried again (SPEC §11), and why, as a label for `openproxy_retries_total{reason}`.
+// Whether a failed attempt is tried again (SPEC §11), and why, as the `reason` label of `openproxy_retries_total`
+// (docs/observability.md: connect, status, reset, first_token; a TLS failure counts as `connect`, and the status
+// itself is in the access log, which keeps the label set small).
 // A retry is only ever made before any byte has reached the client, with a request body that can be sent again
 // (none, or buffered because it is at most `retry.max_body_bytes`), within `retry.attempts`. Connect errors and
 // time-outs, TLS failures and resets before the response head are always retryable; an upstream status when it is
@@ -41,8 +43,11 @@ export type NoRetryWhy =
   | "status_not_retried"
   | "not_retryable"
 
+/** The `reason` label; the same set as `RetryReason` of src/services/Metrics.ts. */
+export type RetryReason = "connect" | "status" | "reset" | "first_token"
+
 export type RetryDecision =
-  | { readonly retry: true; readonly reason: string }
+  | { readonly retry: true; readonly reason: RetryReason }
   | { readonly retry: false; readonly why: NoRetryWhy }
 
 const no = (why: NoRetryWhy): RetryDecision => ({ retry: false, why })
@@ -53,30 +58,14 @@ const NO: { readonly [W in NoRetryWhy]: RetryDecision } = {
   status_not_retried: no("status_not_retried"),
   not_retryable: no("not_retryable")
 }
-const yes = (reason: string): RetryDecision => ({ retry: true, reason })
+const yes = (reason: RetryReason): RetryDecision => ({ retry: true, reason })
 const RETRY_CONNECT = yes("connect")
-const RETRY_TLS = yes("tls")
 const RETRY_RESET = yes("reset")
+const RETRY_STATUS = yes("status")
 const RETRY_FIRST_TOKEN = yes("first_token")
-/** `status_429`, ...: one object per status, made once (statuses are 100..599). */
-const RETRY_STATUS: Array<RetryDecision | undefined> = []
-const retryStatus = (status: number): RetryDecision => {
-  let d = RETRY_STATUS[status]
-  if (d === undefined) {
-    d = yes(`status_${status}`)
-    RETRY_STATUS[status] = d
-  }
-  return d
-}
 
 /** Every `reason` label a retry can carry, for pre-registering metric series. */
-export const retryReasons = (settings: Pick<RetrySettings, "onStatus">): Array<string> => [
-  "connect",
-  "tls",
-  "reset",
-  "first_token",
-  ...settings.onStatus.map((s) => `status_${s}`)
-]
+export const RETRY_REASONS: ReadonlyArray<RetryReason> = ["connect", "status", "reset", "first_token"]
 
 /** The retry decision for a failed attempt under `settings` (`retry:` of the snapshot). */
 export const decideRetry = (
@@ -87,10 +76,8 @@ export const decideRetry = (
   let decision: RetryDecision
   switch (f.kind) {
     case "connect":
-      decision = RETRY_CONNECT
-      break
     case "tls":
-      decision = RETRY_TLS
+      decision = RETRY_CONNECT
       break
     case "reset":
       decision = RETRY_RESET
@@ -100,7 +87,7 @@ export const decideRetry = (
       break
     case "status":
       if (!settings.onStatus.includes(f.status)) return NO.status_not_retried
-      decision = retryStatus(f.status)
+      decision = RETRY_STATUS
       break
     default:
       return NO.not_retryable

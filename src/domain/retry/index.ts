@@ -9,8 +9,9 @@ export {
   decideRetry,
   type FailureKind,
   type NoRetryWhy,
+  RETRY_REASONS,
   type RetryDecision,
-  retryReasons
+  type RetryReason
 } from "./decide.js"
 export { type CoolingView, coolingWait, nextIdentity, type OrderEntry, type OrderIdentity } from "./order.js"
 export { type CoolingRefusal, coolingRefusal } from "./refusal.js"
