@@ -6,11 +6,12 @@ import { sleep, startPiped, stopProc } from "./lib.mjs"
  * Runs `node bench/s6.mjs` with the harness's options; resolves the path of its results JSON, or null.
  * `targets` is passed on as is (s6.mjs ignores the targets it does not have).
  */
-export const runS6 = async ({ quick, targets, levels, keepTmp, log }) => {
+export const runS6 = async ({ quick, targets, levels, node, keepTmp, log }) => {
   const args = ["--no-build", "--no-setup"]
   if (quick) args.push("--quick")
   if (targets) args.push("--targets", targets)
   if (levels) args.push("--levels", levels)
+  if (node) args.push("--node", node)
   if (keepTmp) args.push("--keep-tmp")
   log(`S6: streaming capacity (node bench/s6.mjs ${args.join(" ")})`)
   const proc = startPiped("s6", ["node", "bench/s6.mjs", ...args])

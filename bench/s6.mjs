@@ -5,7 +5,9 @@
 // source and the client (flagged above 70 %: then they, not the proxy, may be the bottleneck).
 // Runs standalone or from bench/run.mjs (`--only s6`):
 //   node bench/s6.mjs [--quick] [--targets direct,openproxy,...] [--levels 500,1000] [--rate 20] [--steady 15]
-//                     [--warm 2] [--no-build] [--no-setup] [--keep-tmp]
+//                     [--warm 2] [--node PATH] [--no-build] [--no-setup] [--keep-tmp]
+// --node: the Node binary openproxy runs on (put first on its PATH, so the bin's `#!/usr/bin/env -S node ...` shebang
+// and its cluster workers use it); the other processes use `node` on PATH.
 import { execSync } from "node:child_process"
 import fs from "node:fs"
 import os from "node:os"
@@ -50,6 +52,9 @@ const ALL_TARGETS = ["direct", "openproxy", "openproxy-w2", "nginx", "http-proxy
 const names = opt("targets", ALL_TARGETS.join(","))
   .split(",")
   .filter((t) => ALL_TARGETS.includes(t))
+const NODE = opt("node", null)
+// openproxy starts as it ships (`./dist/main.js`, its shebang); --node only changes which `node` that finds.
+const OPENPROXY_ENV = NODE ? { PATH: `${path.dirname(path.resolve(NODE))}:${process.env.PATH}` } : undefined
 const LOAD_CPU = "1"
 const PROXY_CPU = "0"
 const MOCK_HOST = "mock.bench"
@@ -155,7 +160,7 @@ const runLevel = async (name, t, n, sourcePort) => {
   const events = Math.ceil((rampMs + warmMs + steadyMs + 2000 + rampMs) / interval)
   let proc = null
   if (t.argv) {
-    proc = startProc(`${name}-${n}`, t.argv, { cpu: t.cpu, logDir: tmp })
+    proc = startProc(`${name}-${n}`, t.argv, { cpu: t.cpu, logDir: tmp, env: t.env })
     const ready = await waitUntil(probeStream(t.port, t.host, t.key), { proc, timeoutMs: 15000 })
     if (!ready.ok) {
       await stopProc(proc)
@@ -254,8 +259,20 @@ const main = async () => {
   })
   const targets = {
     direct: { ...common, port: ports.source, key: UPSTREAM_KEY },
-    openproxy: { ...common, port: ports.op, argv: ["./dist/main.js", "start", "-c", opConf], cpu: PROXY_CPU },
-    "openproxy-w2": { ...common, port: ports.op2, argv: ["./dist/main.js", "start", "-c", op2Conf], cpu: "0,1" },
+    openproxy: {
+      ...common,
+      port: ports.op,
+      argv: ["./dist/main.js", "start", "-c", opConf],
+      cpu: PROXY_CPU,
+      env: OPENPROXY_ENV
+    },
+    "openproxy-w2": {
+      ...common,
+      port: ports.op2,
+      argv: ["./dist/main.js", "start", "-c", op2Conf],
+      cpu: "0,1",
+      env: OPENPROXY_ENV
+    },
     nginx: {
       ...common,
       port: ports.ngx,
@@ -274,6 +291,7 @@ const main = async () => {
   const results = {
     date: new Date().toISOString(),
     node: process.version,
+    openproxy_node: sys(`${NODE ?? "node"} --version`),
     load_at_start: os.loadavg(),
     options: { quick, levels, rate, interval_ms: interval, steady_ms: steadyMs, warm_ms: warmMs, targets: names },
     levels: {}
@@ -371,7 +389,7 @@ const report = (res) => {
   const tables = s6Tables(res)
   const lines = [
     "",
-    `S6 streaming capacity — ${res.date} — node ${res.node}; ${res.options.steady_ms / 1000} s steady per level; load ${res.load_at_start.map((x) => x.toFixed(1)).join(" ")} at start`,
+    `S6 streaming capacity — ${res.date} — openproxy on node ${res.openproxy_node}; ${res.options.steady_ms / 1000} s steady per level; load ${res.load_at_start.map((x) => x.toFixed(1)).join(" ")} at start`,
     ""
   ]
   const md = [lines[1], ""]
