@@ -4,6 +4,9 @@
 // Flags: --quick (1 round, 3 s / 2 s runs), --rounds N, --s1 SECONDS, --s2 SECONDS, --only s1,s2,s3,s4,s5,
 //        --targets direct,openproxy,...  --s5-target NAME  --no-build  --keep-tmp
 //        (extra target, only with --targets: openproxy-noflags = `node dist/main.js` without the shebang's V8 flags)
+//        --node PATH (the Node binary for openproxy, the lean floor and node:http alone; default: `node` on PATH)
+//        --v8-variants "NAME=FLAGS;NAME2=FLAGS2" (extra targets v8:NAME = `NODE FLAGS dist/main.js start`, for V8-flag
+//        A/B runs; FLAGS are space-separated, may be empty)  --s4-targets openproxy,v8:NAME,...
 import { execSync } from "node:child_process"
 import fs from "node:fs"
 import os from "node:os"
@@ -65,11 +68,25 @@ const ALL_TARGETS = [
 ]
 // Run only when named in --targets.
 const EXTRA_TARGETS = ["openproxy-noflags"]
-const wanted = new Set(opt("targets", ALL_TARGETS.join(",")).split(","))
+// V8-flag A/B variants: each is openproxy started as `NODE FLAGS dist/main.js`, so every variant (the shipped
+// flags included) launches the same way and only the flags differ.
+const v8Variants = (opt("v8-variants", "") || "")
+  .split(";")
+  .filter((v) => v.includes("="))
+  .map((v) => {
+    const [name, flags] = [v.slice(0, v.indexOf("=")), v.slice(v.indexOf("=") + 1)]
+    return { name: `v8:${name.trim()}`, flags: flags.split(" ").filter((f) => f !== "") }
+  })
+const wanted = new Set([...opt("targets", ALL_TARGETS.join(",")).split(","), ...v8Variants.map((v) => v.name)])
+const NODE = opt("node", "node")
+// The V8 flags openproxy runs with on that Node (src/v8flags.json: the shebang's start flags and the runtime flags
+// the process sets for its major); the lean floor and node:http alone get the same ones on their command line.
+const V8FLAGS = JSON.parse(fs.readFileSync(new URL("../src/v8flags.json", import.meta.url), "utf8"))
+const nodeMajor = execSync(`${NODE} -p process.versions.node`, { encoding: "utf8" }).trim().split(".")[0] ?? ""
+const OPENPROXY_V8_FLAGS = [...V8FLAGS.start, ...(V8FLAGS.runtime[nodeMajor] ?? [])]
+const s4Targets = opt("s4-targets", "openproxy").split(",")
 // "Best Node proxy" as issue 6 defines it. The lean floor and node:http alone are references, not competitors.
 const NODE_PROXIES = ["http-proxy", "fastify-proxy"]
-// The V8 flags of openproxy's bin (its shebang); the lean floor runs with the same ones.
-const OPENPROXY_V8_FLAGS = JSON.parse(fs.readFileSync(new URL("../src/v8flags.json", import.meta.url), "utf8"))
 const LOAD_CPU = "1"
 const PROXY_CPU = "0"
 const UPSTREAM_KEY = "sk-upstream"
@@ -109,7 +126,7 @@ const machine = () => ({
   nproc: Number(sys("nproc")),
   cpu: (sys("lscpu | grep 'Model name'") ?? "").replace(/^Model name:\s*/, ""),
   kernel: sys("uname -r"),
-  node: process.version,
+  node: sys(`${NODE} --version`) ?? process.version,
   nginx: (sys("nginx -v 2>&1") ?? "").replace("nginx version: ", ""),
   wrk: (sys("wrk -v 2>&1 | head -1") ?? "").split(" ").slice(0, 2).join(" "),
   h2load: sys("h2load --version"),
@@ -213,6 +230,18 @@ const openproxyConfig = ({ dir, name, port, tlsPort, upstreamPort, streamPort, w
   const file = path.join(dir, `${name}.yml`)
   fs.writeFileSync(file, lines.join("\n"))
   return file
+}
+
+/** utime + stime of a process (every thread), in clock ticks; null when it cannot be read. */
+const CLK_TCK = Number(sys("getconf CLK_TCK") ?? 100)
+const cpuTicks = (pid) => {
+  if (!pid) return null
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ")
+    return Number(f[11]) + Number(f[12])
+  } catch {
+    return null
+  }
 }
 
 // ---------------------------------------------------------------- load generators
@@ -325,6 +354,18 @@ const main = async () => {
   const opConf = confFor("openproxy", { port: ports.op, tlsPort: ports.opTls })
   const op2Conf = confFor("openproxy-w2", { port: ports.op2, workers: 2 })
   const opNfConf = confFor("openproxy-noflags", { port: ports.opNf })
+  const variantTargets = {}
+  for (const v of v8Variants) {
+    const port = await freePort()
+    const conf = confFor(v.name.replace(/[^a-z0-9-]/gi, "_"), { port })
+    variantTargets[v.name] = {
+      port,
+      argv: [NODE, ...v.flags, "dist/main.js", "start", "-c", conf],
+      cpu: PROXY_CPU,
+      needsBuild: true
+    }
+    LABEL[v.name] = `openproxy ${v.name} (${v.flags.join(" ") || "no flags"})`
+  }
   const ngxConf = writeProxyConf({ dir: tmp, port: ports.ngx, tlsPort: ports.ngxTls, upstreamPort: ports.up, ...tls })
 
   const targets = {
@@ -346,18 +387,18 @@ const main = async () => {
     "openproxy-noflags": {
       port: ports.opNf,
       // the same without the shebang's V8 flags (Node's defaults)
-      argv: ["node", "dist/main.js", "start", "-c", opNfConf],
+      argv: [NODE, "dist/main.js", "start", "-c", opNfConf],
       cpu: PROXY_CPU,
       needsBuild: true
     },
     "lean-floor": {
       port: ports.lean,
-      argv: ["node", ...OPENPROXY_V8_FLAGS, "bench/proxies/lean-floor.mjs", String(ports.lean), String(ports.up)],
+      argv: [NODE, ...OPENPROXY_V8_FLAGS, "bench/proxies/lean-floor.mjs", String(ports.lean), String(ports.up)],
       cpu: PROXY_CPU
     },
     "node-http": {
       port: ports.nodeHttp,
-      argv: ["node", ...OPENPROXY_V8_FLAGS, "bench/proxies/node-http.mjs", String(ports.nodeHttp)],
+      argv: [NODE, ...OPENPROXY_V8_FLAGS, "bench/proxies/node-http.mjs", String(ports.nodeHttp)],
       cpu: PROXY_CPU
     },
     nginx: {
@@ -375,9 +416,10 @@ const main = async () => {
       port: ports.fp,
       argv: ["node", "bench/proxies/fastify-proxy.mjs", String(ports.fp), String(ports.up)],
       cpu: PROXY_CPU
-    }
+    },
+    ...variantTargets
   }
-  const names = [...ALL_TARGETS, ...EXTRA_TARGETS].filter((t) => wanted.has(t))
+  const names = [...ALL_TARGETS, ...EXTRA_TARGETS, ...Object.keys(variantTargets)].filter((t) => wanted.has(t))
   const unavailable = {}
   for (const t of names) if (targets[t].needsBuild && !build.ok) unavailable[t] = "openproxy not built"
 
@@ -435,10 +477,16 @@ const main = async () => {
         try {
           await wrk(targets[name].port, { c: 64, secs: warmSecs })
           if (only.has("s1")) {
+            const cpu0 = cpuTicks(proc?.pid)
             const s1 = await wrk(targets[name].port, { c: 64, secs: s1Secs })
+            // CPU time the proxy process spent per request: unlike req/s it hardly moves when other work shares
+            // the machine, so it is what an A/B run on a busy machine can still compare.
+            const cpu1 = cpuTicks(proc?.pid)
+            if (cpu0 !== null && cpu1 !== null && s1.requests)
+              s1.cpu_us_per_req = ((cpu1 - cpu0) * 1e6) / CLK_TCK / s1.requests
             results.s1[name].push(s1)
             log(
-              `round ${r + 1} S1 ${name}: ${s1.error ?? `${Math.round(s1.rps)} req/s p50 ${s1.p50_us} µs p99 ${s1.p99_us} µs errors ${s1.errors}`}`
+              `round ${r + 1} S1 ${name}: ${s1.error ?? `${Math.round(s1.rps)} req/s p50 ${s1.p50_us} µs p99 ${s1.p99_us} µs errors ${s1.errors}${s1.cpu_us_per_req ? ` cpu ${s1.cpu_us_per_req.toFixed(1)} µs/req` : ""}`}`
             )
           }
           if (only.has("s2")) {
@@ -519,17 +567,21 @@ const main = async () => {
       }
     }
     results.s4.direct = await sse(ports.stream, `127.0.0.1:${ports.stream}`, UPSTREAM_KEY)
-    if (!unavailable.openproxy && names.includes("openproxy")) {
-      const { proc, error } = await startTarget("openproxy")
-      if (error) results.s4.openproxy = { error }
+    for (const name of s4Targets) {
+      if (unavailable[name] || !names.includes(name) || !targets[name]?.argv) {
+        results.s4[name] = { error: unavailable[name] ?? "not selected" }
+        continue
+      }
+      const { proc, error } = await startTarget(name)
+      if (error) results.s4[name] = { error }
       else {
         try {
-          results.s4.openproxy = await sse(ports.op, MOCK_HOST, "sk-bench")
+          results.s4[name] = await sse(targets[name].port, MOCK_HOST, "sk-bench")
         } finally {
           await stopProc(proc)
         }
       }
-    } else results.s4.openproxy = { error: unavailable.openproxy ?? "not selected" }
+    }
     for (const [k, v] of Object.entries(results.s4)) {
       log(
         `S4 ${k}: ${v.error ?? `TTFE p50 ${percentile(v.ttfe_us, 50)?.toFixed(0)} µs, total p50 ${percentile(v.total_us, 50)?.toFixed(0)} µs, batched reads ${v.reads_multi}, errors ${v.errors.length}`}`
@@ -655,6 +707,7 @@ const report = (res, names) => {
       rps: med(runs1, "rps"),
       p50: med(runs1, "p50_us"),
       p99: med(runs1, "p99_us"),
+      cpu: med(runs1, "cpu_us_per_req"),
       errors: runs1.reduce((a, r) => a + (r.errors ?? 0), 0),
       runs: runs1.length
     }
@@ -668,7 +721,7 @@ const report = (res, names) => {
 
   const s1Rows = names.map((t) =>
     s1[t].rps === null
-      ? [LABEL[t], na(t), "", "", "", "", ""]
+      ? [LABEL[t], na(t), "", "", "", "", "", ""]
       : [
           LABEL[t],
           Math.round(s1[t].rps),
@@ -676,10 +729,20 @@ const report = (res, names) => {
           fmtUs(s1[t].p99),
           fmtX(direct ? s1[t].rps / direct : null),
           fmtX(bestNode ? s1[t].rps / bestNode : null),
+          s1[t].cpu === null ? "-" : s1[t].cpu.toFixed(1),
           s1[t].errors
         ]
   )
-  const s1Head = ["S1: POST 1 KiB, wrk -c64", "req/s", "p50", "p99", "vs direct", "vs best Node", "errors"]
+  const s1Head = [
+    "S1: POST 1 KiB, wrk -c64",
+    "req/s",
+    "p50",
+    "p99",
+    "vs direct",
+    "vs best Node",
+    "CPU µs/req",
+    "errors"
+  ]
   const s2Names = names.includes("direct") ? ["direct", "direct-x", ...names.filter((t) => t !== "direct")] : names
   const s2Rows = s2Names.map((t) => {
     if (s2[t]?.p50 === null || s2[t] === undefined) return [LABEL[t], na(t), "", "", ""]

@@ -146,7 +146,14 @@ describe("concurrent streamed completions", () => {
       // The streams overlapped: every stream had started before any of them finished.
       expect(firstChunks).toHaveLength(CONCURRENT)
       expect(Math.max(...firstChunks)).toBeLessThan(Math.min(...ends))
-      expect(leg.connections).toEqual(Array.from({ length: expected }, () => EXPECTED_CONNECTION[name]))
+      if (expected === 1) expect(leg.connections).toEqual([EXPECTED_CONNECTION[name]])
+      else {
+        // HTTP/1.1: at least one connection per in-flight request. undici's Pool may open a few more than that
+        // when the requests arrive within the same milliseconds (openai 7 issues them back to back; seen with
+        // 11 connections for 6 requests, on Node 20 and 24), so the count is a floor, not an exact figure.
+        expect(leg.connections.length).toBeGreaterThanOrEqual(expected)
+        expect(new Set(leg.connections)).toEqual(new Set([EXPECTED_CONNECTION[name]]))
+      }
     } finally {
       await leg.close()
     }

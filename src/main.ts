@@ -1,5 +1,6 @@
 // The `openproxy` command line (SPEC §1): `start` runs the proxy, `check` validates a config file.
-// Expected failures (bad config, port in use) print one line and exit 1 — never a stack trace.
+// Expected failures (bad config, port in use) print one line and exit 1 — never a stack trace. Loaded by the
+// executable (src/bin.ts) once it has guarded the signals (src/lifecycle/signals.ts).
 import cluster from "node:cluster"
 import { writeFile } from "node:fs/promises"
 import * as Command from "@effect/cli/Command"
@@ -17,10 +18,16 @@ import { loadConfig, summarize } from "./config/load.js"
 import * as Main from "./layers/Main.js"
 import { isUpgradeChild, receiveHandles, reportToParent, spawnUpgrade } from "./lifecycle/handover.js"
 import { removePidFileIfOurs, reportWorkerReady, runPrimary } from "./lifecycle/primary.js"
+import { releaseTerminationGuard, replayPendingSignals } from "./lifecycle/signals.js"
 import { logger, makeLogger, setLogger } from "./log.js"
 import type { SnapshotOverride } from "./services/Config.js"
 import { Listener } from "./services/Listener.js"
 import { signals } from "./services/Reloader.js"
+import { applyRuntimeV8Flags } from "./v8flags.js"
+
+// First thing, in every proxy process (bin, cluster worker, upgraded process): the V8 flags this Node version
+// takes at run time (src/v8flags.ts).
+const runtimeV8Flags = applyRuntimeV8Flags()
 
 const VERSION = "0.1.0"
 
@@ -33,7 +40,10 @@ const failWithLine = (e: { readonly message: string }) =>
     process.exitCode = 1
   })
 
-/** Applies the SIGUSR2 upgrade: spawns the new process on our listening sockets; resolves `replaced` once it serves. */
+/**
+ * Applies the SIGUSR2 upgrade: spawns the new process on our listening sockets; resolves `replaced` once it serves.
+ * Returns the upgrade itself, for the safety net.
+ */
 const upgradeOnSignal = (replaced: Deferred.Deferred<number>) =>
   Effect.gen(function* () {
     const listener = yield* Listener
@@ -62,6 +72,7 @@ const upgradeOnSignal = (replaced: Deferred.Deferred<number>) =>
       Stream.runForEach(() => upgrade),
       Effect.forkScoped
     )
+    return upgrade
   })
 
 /** How long the old process waits for the new one to be ready on SIGUSR2. */
@@ -74,7 +85,7 @@ const runProxy = (config: string, override: SnapshotOverride, pidFile: string | 
     yield* Effect.gen(function* () {
       const listener = yield* Listener
       const replaced = yield* Deferred.make<number>()
-      yield* upgradeOnSignal(replaced)
+      const upgrade = yield* upgradeOnSignal(replaced)
       if (pidFile !== undefined && !cluster.isWorker) {
         const file = pidFile
         yield* Effect.acquireRelease(
@@ -85,23 +96,63 @@ const runProxy = (config: string, override: SnapshotOverride, pidFile: string | 
       }
       logger.log("info", cluster.isWorker ? "worker started" : "openproxy started", {
         pid: process.pid,
-        listeners: listener.bound.map((b) => `${b.kind}://${b.address}:${b.port}`).join(",")
+        listeners: listener.bound.map((b) => `${b.kind}://${b.address}:${b.port}`).join(","),
+        // Which Node and V8 settings this process runs with (the command line's and those set at start-up).
+        node: process.version,
+        node_flags: [...process.execArgv, ...runtimeV8Flags].join(" ")
       })
       reportToParent({ ok: true })
       reportWorkerReady()
+      whenBroken = cluster.isWorker
+        ? {
+            // A worker drains and exits non-zero: the primary starts another in its place.
+            action: "draining this worker, it exits 70",
+            run: () => {
+              process.exitCode = EXIT_SOFTWARE
+              Effect.runFork(Deferred.succeed(replaced, 0))
+            }
+          }
+        : {
+            // One process: the SIGUSR2 upgrade replaces it without refusing a connection. If that fails (logged),
+            // the next error tries again.
+            action: "replacing this process (upgrade)",
+            run: () =>
+              Effect.runFork(
+                Effect.zipRight(upgrade, Deferred.isDone(replaced)).pipe(
+                  Effect.tap((done) => Effect.sync(() => (replacing = done)))
+                )
+              )
+          }
+      // Signals received while starting apply now (a SIGHUP reloads, a SIGUSR2 upgrades).
+      replayPendingSignals((signal) => logger.log("info", "signal received while starting, applied now", { signal }))
       yield* Deferred.await(replaced)
     }).pipe(Effect.provide(Main.cli(config, override)), Effect.scoped)
   }).pipe(Effect.tapError((e) => Effect.sync(() => reportToParent({ ok: false, reason: e.message }))))
 
+/** Exit code of a process replaced after an uncaught exception (sysexits' EX_SOFTWARE). */
+const EXIT_SOFTWARE = 70
+
+/** What the safety net does once the process serves (set by runProxy, and for the primary); before, exit 70. */
+let whenBroken: { readonly action: string; readonly run: () => void } | undefined
+let replacing = false
+
 /**
- * Last line of defence for a long-running proxy: an error that escapes one connection's callbacks is logged
- * (name and message only, never a value) and the process keeps serving everyone else, instead of Node's
- * default of exiting. No known path reaches it; it exists so that an unknown one cannot take the proxy down.
+ * Last line of defence (docs/lifecycle.md "Uncaught exceptions"): an error that escapes every callback is logged
+ * (name and message only, never a value) and this process, whose state is now unknown, is replaced in an orderly
+ * way instead of dying at once (Node's default) or serving on for good: a single process upgrades itself as on
+ * SIGUSR2 (a new process on the same sockets, then this one drains), a cluster worker drains and exits 70 and the
+ * primary starts another. During start-up it exits 70 at once. No known path reaches it.
  */
 const installSafetyNet = (): void => {
   const report = (kind: string) => (err: unknown) => {
     const e = err instanceof Error ? err : new Error(String(err))
-    logger.log("error", `${kind} (kept running)`, { error: e.name, message: e.message.slice(0, 200) })
+    const broken = whenBroken
+    const action = replacing ? "already being replaced" : (broken?.action ?? "during start-up, exiting 70")
+    logger.log("error", `${kind}: ${action}`, { error: e.name, message: e.message.slice(0, 200) })
+    if (replacing) return
+    if (broken === undefined) process.exit(EXIT_SOFTWARE)
+    replacing = true
+    broken.run()
   }
   process.on("unhandledRejection", report("unhandled rejection"))
   process.on("uncaughtException", report("uncaught exception"))
@@ -125,10 +176,18 @@ const start = Command.make(
       if (cluster.isPrimary && !isUpgradeChild()) {
         // Read once here for `workers`: several workers need a primary; one runs right here, without cluster.
         const snapshot = override(yield* loadConfig(config))
-        if (snapshot.workers > 1) return yield* runPrimary(snapshot.workers, pid)
+        if (snapshot.workers > 1) {
+          // The primary only supervises workers (each replaced when it breaks): it logs and keeps going.
+          whenBroken = { action: "kept running (cluster primary)", run: () => (replacing = false) }
+          const reload = () => Effect.runPromise(loadConfig(config).pipe(Effect.map(override)))
+          return yield* runPrimary(snapshot.workers, pid, reload)
+        }
       }
       yield* runProxy(config, override, pid)
-    }).pipe(Effect.catchTags({ ConfigError: failWithLine, ListenError: failWithLine }), Effect.catchAll(failWithLine))
+    }).pipe(
+      Effect.catchTags({ ConfigError: failWithLine, ListenError: failWithLine, AdminListenError: failWithLine }),
+      Effect.catchAll(failWithLine)
+    )
 )
 
 const check = Command.make("check", { config: configOption }, ({ config }) =>
@@ -156,3 +215,5 @@ cli(process.argv).pipe(
       })
   })
 )
+// The runtime's SIGTERM/SIGINT handlers are in place: one received while modules loaded is delivered to them.
+releaseTerminationGuard()

@@ -1,25 +1,75 @@
-// V8 tuning for proxy processes (the list is src/v8flags.json, which the build also writes into the bin's shebang).
-// `--single-threaded-gc` runs garbage collection on the main thread only: a proxy process has (or should have)
-// one core to itself, and V8's helper threads would only preempt its event loop (measured with the proxy pinned to
-// one core: p99 at 64 connections 9.4 ms instead of 21 ms, a little more throughput).
-// `--memory-reducer-single-gc`: when the allocation rate drops (traffic calms down to a few token streams), V8's
-// memory reducer shrinks the heap with full collections; by default it runs up to three in a row, and the later
-// ones cost pauses of 7–8 ms that held back SSE events (benchmark scenario 4: batched reads). One collection
-// gives most of the shrinking (committed heap 21.8 → 14.8 MB, the next two only → 13.0 MB) with a ~2 ms pause.
-// `--v8-pool-size=1`: one V8 helper thread instead of four (with the GC single-threaded, what is left for them is
-// background compilation). With four, some starts left ~10 MiB resident in one helper thread's malloc arena
-// (2 of 6 starts: idle RSS 88 MiB instead of 71–79; `/proc/PID/smaps`); with one, 0 of 8 starts, and no change
-// in throughput or latency in an A/B run.
-// The flags must be given at process start: the `openproxy` bin's shebang carries them, and cluster workers and
-// upgraded processes are started with them. A larger young generation (`--max-semi-space-size`) was measured
-// too: no throughput gained, ~75 MiB more RSS with 10,000 connections, so it is not used.
+// V8 tuning for proxy processes, per Node version (the lists are src/v8flags.json; figures in BENCHMARKS.md
+// "V8 flags per Node version"). A flag the running Node does not know is never passed: Node refuses to start on an
+// unknown command-line flag (`node: bad option`), and `v8.setFlagsFromString` prints an error for one.
+//
+// Two kinds, because V8 reads some flags only when the isolate is created:
+// - `start` flags must be on the command line. `--single-threaded-gc` set at run time is ignored on Node 24 (the
+//   GC helper threads keep working) and aborts Node 20 at the next full GC (checked), so it goes in the bin's
+//   shebang, and cluster workers and upgraded processes are started with it. `--v8-pool-size` is a Node option
+//   (the platform's threads exist before any JavaScript runs). A shebang cannot branch by version, so these are
+//   only flags that every supported Node (20.18+, 22, 24) knows; the bin test starts the bin on each of them.
+// - `runtime` flags are read by V8 whenever it uses them, so each proxy process sets them itself at start-up
+//   (`applyRuntimeV8Flags`), picking the list for the running Node major: the memory reducer's flag was renamed
+//   (`--memory-reducer-single-gc` on Node 20, `--memory-reducer-gc-count=N` on 22 and 24). A major without a
+//   list gets none (an untested Node may not know the flag).
+// What each flag does and why:
+// - `--single-threaded-gc`: garbage collection on the main thread only. A proxy process has (or should have) one
+//   core to itself; V8's GC helper threads would only preempt its event loop.
+// - `--v8-pool-size=1`: one V8 helper thread instead of four; with four, some starts left ~10 MiB resident in a
+//   helper thread's malloc arena.
+// - memory reducer, one GC: when traffic calms down, V8's memory reducer shrinks the heap with up to 3 (Node 20)
+//   or 2 (22, 24) full collections in a row; the later ones cost pauses that held back SSE events, for little
+//   memory.
+// A flag given on the command line (or in NODE_OPTIONS) wins: the same flag, its `--no-` form or another value
+// is never overridden, so an operator can turn any of these off (`node --no-single-threaded-gc dist/main.js`).
+import v8 from "node:v8"
 import flags from "./v8flags.json" with { type: "json" }
 
-/** Flags a proxy process should start with (see above). */
-export const PROCESS_V8_FLAGS: ReadonlyArray<string> = flags
+/** Flags a proxy process must be started with (the shebang's; known to every supported Node). */
+export const START_V8_FLAGS: ReadonlyArray<string> = flags.start
 
-/** `execArgv` for a new proxy process: the current one plus whatever of PROCESS_V8_FLAGS it lacks. */
+const RUNTIME: Readonly<Record<string, ReadonlyArray<string>>> = flags.runtime
+
+/** The runtime flags for a Node version (`process.versions.node`); none for a major without a list. */
+export const runtimeV8Flags = (nodeVersion: string = process.versions.node): ReadonlyArray<string> =>
+  RUNTIME[nodeVersion.split(".")[0] ?? ""] ?? []
+
+/** `--no-foo_bar=1` → `foo-bar`: how V8 and Node match a flag, whatever its form. */
+const flagName = (arg: string): string => arg.replace(/^--?/, "").split("=")[0]!.replace(/_/g, "-").replace(/^no-/, "")
+
+const given = (args: ReadonlyArray<string>, flag: string): boolean => {
+  const name = flagName(flag)
+  return args.some((a) => a.startsWith("-") && flagName(a) === name)
+}
+
+/** What the operator gave: the command line's flags and NODE_OPTIONS. */
+const operatorArgs = (execArgv: ReadonlyArray<string>, nodeOptions: string | undefined): Array<string> => [
+  ...execArgv,
+  ...(nodeOptions ?? "").split(/\s+/).filter((a) => a !== "")
+]
+
+/**
+ * Sets the running Node's runtime flags that the operator did not give; returns the ones set. Called first
+ * thing by every proxy process (the bin, cluster workers, upgraded processes); not by the library entry, whose
+ * host process owns its V8 settings.
+ */
+export const applyRuntimeV8Flags = (
+  nodeVersion: string = process.versions.node,
+  execArgv: ReadonlyArray<string> = process.execArgv,
+  nodeOptions: string | undefined = process.env.NODE_OPTIONS
+): ReadonlyArray<string> => {
+  const args = operatorArgs(execArgv, nodeOptions)
+  const todo = runtimeV8Flags(nodeVersion).filter((f) => !given(args, f))
+  for (const f of todo) v8.setFlagsFromString(f)
+  return todo
+}
+
+/**
+ * `execArgv` for a new proxy process (cluster worker, upgrade): the current one plus whatever start flags it
+ * lacks (a process started as `node dist/main.js` has none). Runtime flags are not passed: the new process sets
+ * its own.
+ */
 export const proxyExecArgv = (execArgv: ReadonlyArray<string> = process.execArgv): Array<string> => [
   ...execArgv,
-  ...PROCESS_V8_FLAGS.filter((f) => !execArgv.some((a) => a.split("=")[0] === f.split("=")[0]))
+  ...START_V8_FLAGS.filter((f) => !given(execArgv, f))
 ]

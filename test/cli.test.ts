@@ -93,18 +93,28 @@ describe("openproxy check / start with bad configs", () => {
   })
 })
 
-describe("the built bin", () => {
-  it("starts Node with the proxy's V8 flags (shebang), the same ones cluster workers and upgrades get", async () => {
-    const { readFile } = await import("node:fs/promises")
-    const { PROCESS_V8_FLAGS, proxyExecArgv } = await import("../src/v8flags.js")
-    const first = (await readFile("dist/main.js", "utf8")).split("\n")[0]
-    expect(first).toBe(`#!/usr/bin/env -S node ${PROCESS_V8_FLAGS.join(" ")}`)
-    expect(PROCESS_V8_FLAGS).toContain("--memory-reducer-single-gc")
-    // a flag already given (with another value) is not repeated
-    expect(proxyExecArgv(["--single-threaded-gc", "--inspect"])).toEqual([
-      "--single-threaded-gc",
+describe("V8 flags per Node version (src/v8flags.ts)", () => {
+  it("start flags are known to every supported Node; runtime flags are listed per major, none for others", async () => {
+    const { START_V8_FLAGS, runtimeV8Flags } = await import("../src/v8flags.js")
+    expect(START_V8_FLAGS).toEqual(["--single-threaded-gc", "--v8-pool-size=1"])
+    // Node 20 knows only --memory-reducer-single-gc, Node 22 and 24 only --memory-reducer-gc-count
+    expect(runtimeV8Flags("20.20.2")).toEqual(["--memory-reducer-single-gc"])
+    expect(runtimeV8Flags("22.23.5")).toEqual(["--memory-reducer-gc-count=1"])
+    expect(runtimeV8Flags("24.22.3")).toEqual(["--memory-reducer-gc-count=1"])
+    expect(runtimeV8Flags("26.0.0")).toEqual([])
+    expect(runtimeV8Flags("23.1.0")).toEqual([])
+  })
+  it("a flag the operator gave (any form, command line or NODE_OPTIONS) is never overridden", async () => {
+    const { applyRuntimeV8Flags, proxyExecArgv, START_V8_FLAGS } = await import("../src/v8flags.js")
+    expect(applyRuntimeV8Flags("24.1.0", ["--memory-reducer-gc-count=2"], undefined)).toEqual([])
+    expect(applyRuntimeV8Flags("24.1.0", [], "--max-old-space-size=512 --memory_reducer_gc_count=3")).toEqual([])
+    expect(applyRuntimeV8Flags("20.18.0", ["--no-memory-reducer-single-gc"], undefined)).toEqual([])
+    // workers and upgrades: the current execArgv plus the start flags it lacks, never a runtime flag
+    expect(proxyExecArgv(["--no-single-threaded-gc", "--inspect"])).toEqual([
+      "--no-single-threaded-gc",
       "--inspect",
-      ...PROCESS_V8_FLAGS.filter((f) => f !== "--single-threaded-gc")
+      ...START_V8_FLAGS.filter((f) => f !== "--single-threaded-gc")
     ])
+    expect(proxyExecArgv([])).toEqual([...START_V8_FLAGS])
   })
 })

@@ -1,6 +1,7 @@
 // Tests for the mock LLM provider itself: official SDKs against it, the test endpoints,
-// WebSocket echo/realtime/refusal, HTTP/2 over TLS (with HTTP/1.1 by ALPN) and h2c.
+// WebSocket echo/realtime/refusal, HTTP/2 over TLS (with HTTP/1.1 by ALPN) and h2c, and its command line.
 
+import { spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import { mkdtemp, rm } from "node:fs/promises"
 import http from "node:http"
@@ -8,7 +9,7 @@ import http2 from "node:http2"
 import https from "node:https"
 import net from "node:net"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { join, resolve } from "node:path"
 import Anthropic from "@anthropic-ai/sdk"
 import { GoogleGenAI } from "@google/genai"
 import OpenAI from "openai"
@@ -196,7 +197,8 @@ describe("Gemini", () => {
     expect(r.text).toBe(REPLY)
     expect(r.usageMetadata?.totalTokenCount).toBe(16)
     expect(last().auth).toBe("x-goog-api-key")
-    expect(last().path).toBe("/v1beta/models/gemini-2.5-flash:generateContent")
+    // @google/genai 3 calls the v1 API by default (2.x called v1beta); the mock serves both
+    expect(last().path).toBe("/v1/models/gemini-2.5-flash:generateContent")
 
     let text = ""
     for await (const chunk of await ai.models.generateContentStream({ model: "gemini-2.5-flash", contents: "hi" })) {
@@ -487,5 +489,33 @@ describe("HTTP/2", () => {
     await m.close()
     await hung
     expect(session.closed || session.destroyed).toBe(true)
+  })
+})
+
+describe("the mock's command line (dist/mock.js)", () => {
+  const MOCK = resolve(import.meta.dirname, "../dist/mock.js")
+  const runMock = (args: ReadonlyArray<string>) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      const c = spawn(process.execPath, [MOCK, ...args], { stdio: ["ignore", "pipe", "pipe"] })
+      let stdout = ""
+      let stderr = ""
+      c.stdout.on("data", (b: Buffer) => (stdout += b.toString()))
+      c.stderr.on("data", (b: Buffer) => (stderr += b.toString()))
+      c.once("error", reject)
+      c.once("exit", (code) => resolve({ code, stdout, stderr }))
+    })
+  it("--help prints the usage and exits 0", async () => {
+    const r = await runMock(["--help"])
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/^Usage: node dist\/mock\.js/)
+    for (const o of ["--port", "--host", "--tls-cert", "--tls-key", "--http2", "--openai-key", "--record"])
+      expect(r.stdout).toContain(o)
+  })
+  it("an unknown option is one line on stderr and exit 2, not a stack trace", async () => {
+    const r = await runMock(["--bogus"])
+    expect(r.code).toBe(2)
+    expect(r.stderr.trim().split("\n")).toHaveLength(1)
+    expect(r.stderr).toMatch(/^mock: .*--bogus.*\(see --help\)/)
+    expect(r.stdout).toBe("")
   })
 })

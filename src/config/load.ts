@@ -12,6 +12,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import type * as Schema from "effect/Schema"
 import { LineCounter, parseDocument } from "yaml"
+import { checkNames, distinctKeys, type KeyAt } from "./clientKeys.js"
 import { firstProblem, formatPath } from "./issues.js"
 import { Provider, toProvider } from "./provider.js"
 import { DEFAULT_HEALTH_CHECK_INTERVAL_MS, Top } from "./schema.js"
@@ -110,9 +111,14 @@ const snapshot = (input: unknown, source: string): Effect.Effect<ConfigSnapshot,
 
     if (entries === undefined) return yield* invalid("providers", "required (a list of at least one provider)")
     if (entries.length === 0) return yield* invalid("providers", "must list at least one provider")
+    const keysAt: Array<KeyAt> = settings.authKeys.map((key, i) => ({ path: `auth_keys[${i}]`, key }))
     const providers = yield* Effect.forEach(entries, (entry, index) => {
       const base = `providers[${index}]`
       return decode(Provider, entry, base).pipe(
+        Effect.tap((fields) => {
+          for (const [i, key] of (fields.authKeys ?? []).entries())
+            keysAt.push({ path: `${base}.auth_keys[${i}]`, key })
+        }),
         Effect.flatMap((fields) =>
           Either.mapLeft(
             toProvider(fields, index),
@@ -121,6 +127,8 @@ const snapshot = (input: unknown, source: string): Effect.Effect<ConfigSnapshot,
         )
       )
     })
+    const clash = checkNames(keysAt)
+    if (clash !== undefined) return yield* invalid(clash.field, clash.reason)
 
     const hc = settings.healthCheck
     return {
@@ -128,6 +136,8 @@ const snapshot = (input: unknown, source: string): Effect.Effect<ConfigSnapshot,
       https,
       http,
       ...settings,
+      authKeys: settings.authKeys.map((k) => k.key),
+      clientKeys: distinctKeys(keysAt),
       // An explicit health_check.interval wins over the old top-level health_check_interval.
       healthCheck: { ...hc, intervalMs: hc.intervalMs ?? health_check_interval ?? DEFAULT_HEALTH_CHECK_INTERVAL_MS },
       providers

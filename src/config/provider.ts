@@ -5,6 +5,7 @@ import * as Either from "effect/Either"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { parseEndpoint, parseHost, upstreamHostHeader } from "./address.js"
+import { ClientKeyList } from "./clientKeys.js"
 import { optional, required, withDefault } from "./fields.js"
 import type { KeySource, ProviderConfig, ProviderKey } from "./types.js"
 import {
@@ -26,7 +27,6 @@ import {
   PositiveNumber,
   port,
   readPem,
-  SecretList,
   Str,
   substitute,
   value
@@ -140,7 +140,11 @@ export const Provider = Schema.Struct({
   apiKeys: optional("api_keys", nonEmptyList(WeightedKey), "[{key, weight}]: one upstream identity per key."),
   apiKeyCacheTtlMs: withDefault("api_key_cache_ttl", duration(false), 0, "Reuse of a $(command) key; 0: per request."),
   // No default value: type forward refuses the field even when empty; absent means none (global keys apply).
-  authKeys: optional("auth_keys", SecretList, "Extra client keys for this provider only; none by default."),
+  authKeys: optional(
+    "auth_keys",
+    ClientKeyList,
+    "Extra client keys for this provider only (a string or {name, key}); none by default."
+  ),
   healthCheck: optional("health_check", ProviderHealthCheck, "Active probe; none: a TCP/TLS connect is the probe.")
 })
 
@@ -189,7 +193,7 @@ export const toProvider = (
     isFallback: p.isFallback,
     keys,
     apiKeyCacheTtlMs: p.apiKeyCacheTtlMs,
-    authKeys: p.authKeys ?? [],
+    authKeys: (p.authKeys ?? []).map((k) => k.key),
     healthCheck: p.healthCheck
   })
 }

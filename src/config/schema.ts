@@ -12,8 +12,9 @@
 import { availableParallelism } from "node:os"
 import * as Schema from "effect/Schema"
 import { bindAddress } from "./address.js"
-import { optional, section, withDefault } from "./fields.js"
-import { Bool, checkInt, duration, FilePath, int, no, ok, port, SecretList, value } from "./values.js"
+import { ClientKeyList } from "./clientKeys.js"
+import { optional, required, section, withDefault } from "./fields.js"
+import { Bool, checkInt, duration, FilePath, int, no, ok, port, Secret, value } from "./values.js"
 
 /** `health_check.interval` when neither it nor the 2.x top-level `health_check_interval` is set. */
 export const DEFAULT_HEALTH_CHECK_INTERVAL_MS = 60_000
@@ -62,13 +63,33 @@ const Workers = value("workers", (u) =>
       : no("must be an integer of at least 1, or auto")
 )
 
+const BindAddress = value("bind address", bindAddress)
+
+/** The admin listener (SPEC §10): `/metrics`, `/healthz`, `/readyz`, `/providers`, `/keys`; off when absent. */
+export const Admin = Schema.Struct({
+  port: required("port", port(true), "required (a port for the admin listener)", "Admin listener port."),
+  bindAddress: withDefault("bind_address", BindAddress, "127.0.0.1", "Loopback unless said otherwise."),
+  authKey: optional("auth_key", Secret, "Bearer key for every admin request but /healthz and /readyz; none: open.")
+})
+
+/** Token usage accounting (SPEC §10); `usage:` at the top level. */
+export const Usage = Schema.Struct({
+  injectOpenaiStreamUsage: withDefault(
+    "inject_openai_stream_usage",
+    Bool,
+    true,
+    "Ask OpenAI chat streams for their usage chunk and strip it when the client did not ask for it."
+  )
+})
+
 /** The top-level fields that go into the snapshot unchanged. */
 export const Settings = Schema.Struct({
   authKeys: withDefault(
     "auth_keys",
-    SecretList,
+    ClientKeyList,
     [],
-    "Client keys accepted for every authenticating provider; none (and no provider keys): no client auth."
+    "Client keys for every authenticating provider: a string (named key-<sha256 8 hex>) or {name, key}; " +
+      "none (and no provider keys): no client auth."
   ),
   healthCheck: section("health_check", HealthCheck, "Active and passive health checks (§6)."),
   gracefulShutdownTimeoutMs: withDefault(
@@ -101,13 +122,14 @@ export const Settings = Schema.Struct({
   ),
   httpMaxHeadersCount: withDefault(
     "http_max_headers_count",
-    int(1),
+    int(1, 65_535),
     256,
     "Request header fields accepted; over it: 431, never a silently truncated list (§8)."
-  )
+  ),
+  admin: optional("admin", Admin, "Admin listener (§10); off when absent."),
+  accessLog: withDefault("access_log", Bool, true, "One line per request, WebSocket and tunnel on stdout (§10)."),
+  usage: section("usage", Usage, "Token usage accounting (§10).")
 })
-
-const BindAddress = value("bind address", bindAddress)
 
 /** The whole top level: listeners and `providers` (assembled by load.ts) beside the `Settings`. */
 export const Top = Schema.Struct({

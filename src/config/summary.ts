@@ -36,7 +36,14 @@ export const summarize = (c: ConfigSnapshot): string => {
     ...(c.https === undefined
       ? []
       : [`  https  ${address(c.https.bindAddress, c.https.port)} cert ${c.https.certFile}`]),
-    `client auth: ${c.authKeys.length} global key(s)`,
+    `client auth: ${c.authKeys.length} global key(s)${
+      c.clientKeys.length === 0 ? "" : `; names: ${c.clientKeys.map((k) => k.name).join(", ")}`
+    }`,
+    `observability: admin ${
+      c.admin === undefined
+        ? "off"
+        : `${address(c.admin.bindAddress, c.admin.port)}${c.admin.authKey === undefined ? " (no auth_key)" : " (auth_key set)"}`
+    }, access_log ${c.accessLog ? "on" : "off"}, inject_openai_stream_usage ${c.usage.injectOpenaiStreamUsage ? "on" : "off"}`,
     `health checks: ${hc.enabled ? "enabled" : "disabled"} (interval ${seconds(hc.intervalMs)}, timeout ${seconds(hc.timeoutMs)}, ` +
       `unhealthy after ${hc.unhealthyThreshold}, healthy after ${hc.healthyThreshold}, cooldown ${seconds(hc.cooldownMs)})`,
     `timeouts: client_header ${seconds(t.clientHeaderMs)}, connect ${seconds(t.connectMs)}, ` +

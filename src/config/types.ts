@@ -5,6 +5,7 @@
 // default are written once, there; what is assembled from several fields is written out here.
 import type * as Redacted from "effect/Redacted"
 import type * as Schema from "effect/Schema"
+import type { ClientKey } from "./clientKeys.js"
 import type { PROVIDER_TYPES, Provider } from "./provider.js"
 import type { Settings } from "./schema.js"
 
@@ -67,6 +68,11 @@ type SettingsFields = Schema.Schema.Type<typeof Settings>
 /** `health_check:` (schema.ts); `intervalMs` is resolved with the 2.x `health_check_interval`. */
 export type HealthCheckSettings = Required<SettingsFields["healthCheck"]>
 
+/** `admin:` (schema.ts); undefined when the admin listener is off. */
+export type AdminConfig = NonNullable<SettingsFields["admin"]>
+
+export type { ClientKey } from "./clientKeys.js"
+
 /** `timeouts:` (schema.ts). */
 export type Timeouts = SettingsFields["timeouts"]
 
@@ -86,7 +92,14 @@ export interface PlainListenerConfig {
 }
 
 /** The top-level settings of schema.ts (`maxConnections`, `timeouts`, ...) plus what is assembled. */
-export interface ConfigSnapshot extends Omit<SettingsFields, "healthCheck"> {
+export interface ConfigSnapshot extends Omit<SettingsFields, "healthCheck" | "authKeys"> {
+  /** The global client keys (`auth_keys`). */
+  readonly authKeys: ReadonlyArray<Redacted.Redacted<string>>
+  /**
+   * Every client key of the file once, global and provider-level, with its name (SPEC §10): what the router
+   * reports for a request, and what `/keys` lists (names only).
+   */
+  readonly clientKeys: ReadonlyArray<ClientKey>
   /** Absolute path of the file this snapshot came from. */
   readonly source: string
   readonly https: TlsListenerConfig | undefined

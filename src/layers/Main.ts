@@ -1,19 +1,23 @@
 // Composition only: the proxy's service graph, from a config file (or a ready snapshot) to bound listeners.
 import * as Layer from "effect/Layer"
 import type { ConfigSnapshot } from "../config/types.js"
+import * as Admin from "../services/Admin.js"
 import * as Config from "../services/Config.js"
 import * as ConnectionPool from "../services/ConnectionPool.js"
 import * as HealthChecker from "../services/HealthChecker.js"
 import * as Listener from "../services/Listener.js"
+import * as Metrics from "../services/Metrics.js"
 import * as ProviderRegistry from "../services/ProviderRegistry.js"
 import * as Reloader from "../services/Reloader.js"
 
-/** Everything below Config: health, registry, pools and the listeners, for a given Config layer. */
+/** Everything below Config: health, registry, pools, metrics, the listeners and the admin port, for a Config layer. */
 export const proxyLayer = <E, R>(config: Layer.Layer<Config.Config, E, R>) => {
-  const health = HealthChecker.layer.pipe(Layer.provideMerge(config))
+  const health = HealthChecker.layer.pipe(Layer.provideMerge(Layer.merge(config, Metrics.layer)))
   const registry = ProviderRegistry.layer.pipe(Layer.provideMerge(health))
   const services = Layer.merge(registry, ConnectionPool.layer)
-  return Listener.layer.pipe(Layer.provideMerge(services))
+  const listeners = Listener.layer.pipe(Layer.provideMerge(services))
+  // Built after the listeners, so its finalizer runs first: the admin port closes as a drain starts.
+  return Admin.layer.pipe(Layer.provideMerge(listeners))
 }
 
 /** The proxy as `openproxy start` runs it. */

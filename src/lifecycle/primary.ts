@@ -2,13 +2,17 @@
 // the listening sockets round-robin through node:cluster, owns the PID file, and forwards signals: SIGHUP to every
 // worker (each reloads), SIGTERM/SIGINT as a drain of every worker. SIGUSR2 replaces the workers with new ones
 // (started from the code now on disk) and retires the old ones once the new ones are ready; the primary keeps
-// the listening sockets meanwhile, so no connection attempt is refused.
+// the listening sockets meanwhile, so no connection attempt is refused. A worker still starting gets its SIGHUP
+// once it reports ready (before, the signal could kill it), and a SIGUSR2 before the workers are up waits for them.
 
 import cluster, { type Worker } from "node:cluster"
 import { readFile, unlink, writeFile } from "node:fs/promises"
 import * as Effect from "effect/Effect"
+import type { ConfigSnapshot } from "../config/types.js"
 import { logger } from "../log.js"
 import { proxyExecArgv } from "../v8flags.js"
+import { type PrimaryAdmin, startPrimaryAdmin } from "./adminPrimary.js"
+import { replayPendingSignals } from "./signals.js"
 
 /** What a worker sends the primary once its listeners are up. */
 export const WORKER_READY = "openproxy:worker-ready"
@@ -31,11 +35,21 @@ export const removePidFileIfOurs = async (file: string): Promise<void> => {
  * Runs the primary until a SIGTERM/SIGINT drain (the main fiber's interruption) ends it; fails with a one-line
  * message when the first workers cannot start.
  */
-export const runPrimary = (count: number, pidFile: string | undefined): Effect.Effect<void, { message: string }> =>
+export const runPrimary = (
+  count: number,
+  pidFile: string | undefined,
+  /** The config as the workers read it, for the admin port the primary serves for all of them. */
+  loadConfig?: () => Promise<ConfigSnapshot>
+): Effect.Effect<void, { message: string }> =>
   Effect.async<void, { message: string }>((resume) => {
+    let admin: PrimaryAdmin | undefined
     const workers = new Set<Worker>()
     /** Workers asked to stop (drain): their exit is expected. */
     const retiring = new Set<Worker>()
+    /** Workers that reported ready; a SIGHUP for one still starting is owed to it until then. */
+    const ready = new Set<Worker>()
+    const hupOwed = new Set<Worker>()
+    let usr2Owed = false
     let stopping = false
     let upgrading = false
     let started = false
@@ -48,11 +62,15 @@ export const runPrimary = (count: number, pidFile: string | undefined): Effect.E
         const onMessage = (m: unknown) => {
           if (!isReady(m)) return
           w.removeListener("message", onMessage)
+          ready.add(w)
+          if (hupOwed.delete(w)) w.process.kill("SIGHUP")
           ok(w)
         }
         w.on("message", onMessage)
         w.once("exit", (code, signal) => {
           workers.delete(w)
+          ready.delete(w)
+          hupOwed.delete(w)
           const expected = retiring.delete(w) || stopping
           fail(new Error(`worker ${w.process.pid} exited before it was ready (${signal ?? code})`))
           if (!expected && started && !upgrading) {
@@ -66,8 +84,14 @@ export const runPrimary = (count: number, pidFile: string | undefined): Effect.E
     const forward = (signal: NodeJS.Signals) => {
       for (const w of workers) w.process.kill(signal)
     }
-    const onHup = () => forward("SIGHUP")
+    const onHup = () => {
+      for (const w of workers) {
+        if (ready.has(w)) w.process.kill("SIGHUP")
+        else hupOwed.add(w)
+      }
+    }
     const onUsr2 = () => {
+      if (!started && !stopping) usr2Owed = true
       if (upgrading || stopping || !started) return
       upgrading = true
       const old = [...workers]
@@ -99,13 +123,15 @@ export const runPrimary = (count: number, pidFile: string | undefined): Effect.E
       new Promise<void>((done) => {
         stopping = true
         removeHandlers()
+        admin?.close()
         if (workers.size === 0) return done()
         for (const w of workers) w.once("exit", () => workers.size === 0 && done())
         forward("SIGTERM")
       }).then(() => (pidFile === undefined ? undefined : removePidFileIfOurs(pidFile)))
 
-    forkAll().then(
-      async () => {
+    forkAll()
+      .then(async () => {
+        if (loadConfig !== undefined) admin = await startPrimaryAdmin(loadConfig)
         started = true
         if (pidFile !== undefined) await writeFile(pidFile, `${process.pid}\n`)
         logger.log("info", "openproxy started", {
@@ -113,10 +139,15 @@ export const runPrimary = (count: number, pidFile: string | undefined): Effect.E
           workers: count,
           worker_pids: [...workers].map((w) => w.process.pid).join(",")
         })
-      },
-      (e: Error) => {
+        // Signals received before this point: the primary's own (before its handlers), then a queued SIGUSR2.
+        replayPendingSignals((signal) => logger.log("info", "signal received while starting, applied now", { signal }))
+        if (usr2Owed) {
+          usr2Owed = false
+          onUsr2()
+        }
+      })
+      .catch((e: Error) => {
         stopAll().then(() => resume(Effect.fail({ message: e.message })))
-      }
-    )
+      })
     return Effect.promise(stopAll)
   })

@@ -2,26 +2,58 @@
 // the e2e suite and benchmarks. Prints one "listening" line, exits cleanly on SIGTERM/SIGINT.
 import { readFileSync } from "node:fs"
 import { parseArgs } from "node:util"
-import { startMockProvider } from "./server.js"
+import { DEFAULT_KEYS, startMockProvider } from "./server.js"
 
-const { values } = parseArgs({
-  options: {
-    port: { type: "string", default: "9000" },
-    host: { type: "string", default: "127.0.0.1" },
-    "tls-cert": { type: "string" },
-    "tls-key": { type: "string" },
-    http2: { type: "boolean", default: false },
-    "openai-key": { type: "string" },
-    "anthropic-key": { type: "string" },
-    "gemini-key": { type: "string" },
-    record: { type: "boolean", default: false }
-  },
-  strict: true
-})
+const USAGE = `Usage: node dist/mock.js [options]
+
+A mock LLM provider (OpenAI, Anthropic and Gemini shapes, SSE, WebSocket) for the quick start, tests and
+benchmarks. Prints one "listening" line; SIGTERM or SIGINT stops it.
+
+Options:
+  --port N             port to listen on (default 9000; 0 picks a free one)
+  --host ADDR          address to listen on (default 127.0.0.1)
+  --tls-cert FILE      PEM certificate: serve HTTPS (needs --tls-key)
+  --tls-key FILE       PEM private key (needs --tls-cert)
+  --http2              with TLS: HTTP/2 and HTTP/1.1 by ALPN; without: h2c (prior knowledge) only
+  --openai-key KEY     provider key the mock expects for OpenAI requests (default ${DEFAULT_KEYS.openai})
+  --anthropic-key KEY  provider key the mock expects for Anthropic requests (default ${DEFAULT_KEYS.anthropic})
+  --gemini-key KEY     provider key the mock expects for Gemini requests (default ${DEFAULT_KEYS.gemini})
+  --record             keep every request in memory (off by default, so memory stays flat under load)
+  -h, --help           print this help and exit
+`
 
 const fail = (message: string): never => {
   process.stderr.write(`mock: ${message}\n`)
   process.exit(2)
+}
+
+/** Parsed options; a bad command line is one line on stderr and exit 2 (never a stack trace). */
+const parse = () => {
+  try {
+    return parseArgs({
+      options: {
+        port: { type: "string", default: "9000" },
+        host: { type: "string", default: "127.0.0.1" },
+        "tls-cert": { type: "string" },
+        "tls-key": { type: "string" },
+        http2: { type: "boolean", default: false },
+        "openai-key": { type: "string" },
+        "anthropic-key": { type: "string" },
+        "gemini-key": { type: "string" },
+        record: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false }
+      },
+      strict: true
+    }).values
+  } catch (e) {
+    // node:util's messages are one line ("Unknown option '--x'..."); the usage says what is accepted.
+    return fail(`${e instanceof Error ? e.message.split("\n")[0] : String(e)} (see --help)`)
+  }
+}
+const values = parse()
+if (values.help) {
+  process.stdout.write(USAGE)
+  process.exit(0)
 }
 
 const port = Number(values.port)

@@ -35,7 +35,7 @@ import {
   sendError
 } from "./respond.js"
 import type { Identity, Router } from "./router.js"
-import type { Upstream, UpstreamPools } from "./upstreams.js"
+import type { ConnectionAware, TrackedClient, Upstream, UpstreamConnection, UpstreamPools } from "./upstreams.js"
 
 export type ClientRequest = http.IncomingMessage | http2.Http2ServerRequest
 
@@ -58,8 +58,6 @@ export interface ProxyContext {
 const GATHER_LIMIT = 64 * 1024
 const MAX_ATTEMPTS = 3
 const IDEMPOTENT: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"])
-/** A socket error this soon after dispatch comes from a connection the upstream had closed, not from work. */
-const STALE_WINDOW_MS = 50
 
 let requestSeq = 0
 const nextRequestId = (): string => (++requestSeq).toString(36)
@@ -133,6 +131,7 @@ class BodyLimit extends Transform {
 }
 
 interface RetryInfo {
+  /** The router (and so the snapshot) the request started with: a retry never reads a newer one. */
   readonly router: Router
   readonly hostName: string
   readonly port: number
@@ -258,8 +257,10 @@ export const handleRequest = (
  * `onComplete`/`onError`): that form gets raw header buffers and a pause signal through return values, without a
  * wrapper object or a parsed header copy per request.
  */
-class Exchange implements Dispatcher.DispatchHandler {
+class Exchange implements Dispatcher.DispatchHandler, ConnectionAware {
   limit: BodyLimit | undefined
+  /** The client undici handed the current attempt to (set by TrackedClient.dispatch). */
+  via: TrackedClient | undefined = undefined
   /** What routing this request again (fail-over to another provider) needs. */
   retry: RetryInfo | undefined
   private abortUpstream: ((err?: Error) => void) | undefined
@@ -271,7 +272,14 @@ class Exchange implements Dispatcher.DispatchHandler {
   private current: Attempt | undefined
   private upstream: Upstream | undefined
   private resume: (() => void) | undefined
-  private dispatchedAt = 0
+  /** The connection the current attempt was written on (undefined: not written, nothing reached the upstream). */
+  private conn: UpstreamConnection | undefined
+  /** Whether `conn` had served responses before this attempt was written on it. */
+  private reused = false
+  /** `conn.socket.bytesRead` when the attempt was written: any byte past it is a response byte (HTTP/1.1). */
+  private readAtWrite = 0
+  /** The upstream sent something for this attempt (a head, even an interim 1xx one). */
+  private answered = false
   /** The client went away (HTTP/2 responses have no `destroyed`, so this is the one signal for both). */
   clientGone = false
 
@@ -320,7 +328,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.clientGone) return
     this.current = a
     const p = a.identity.provider
-    const snapshot = this.ctx.router().snapshot
+    // The snapshot the request started with, on every attempt (SPEC §7: a request finishes on its config).
+    const snapshot = this.retry!.router.snapshot
     const strip = p.type !== "forward"
     const fromCommand = a.identity.key?.source._tag === "Command"
     const extra = providerCredentialHeaders(p.type, a.key, fromCommand, this.info)
@@ -341,7 +350,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     const upstream = this.ctx.pools.get(p, snapshot.timeouts)
     this.upstream = upstream
     upstream.inflight++
-    this.dispatchedAt = Date.now()
+    this.via = undefined
+    this.conn = undefined
+    this.answered = false
     try {
       upstream.dispatcher.dispatch(
         {
@@ -370,11 +381,22 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onConnect(abort: (err?: Error) => void): void {
     this.abortUpstream = abort
+    // Called by undici just before it writes the request: from here on, the upstream may have seen it.
+    const conn = this.via?.conn
+    if (conn !== undefined) {
+      this.conn = conn
+      this.reused = conn.served > 0
+      this.readAtWrite = conn.socket.bytesRead
+    }
     // the client may have gone while the upstream connection was being made
     if (this.clientGone) abort(new Error("client closed"))
   }
 
   onHeaders(status: number, raw: Array<Buffer>, resume: () => void, statusText: string): boolean {
+    if (!this.answered) {
+      this.answered = true
+      if (this.conn !== undefined) this.conn.served++
+    }
     if (status < 200) return true
     this.responded = true
     this.ctx.health.connected(this.current!.identity.providerId)
@@ -456,19 +478,15 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.clientGone || this.finished) return
     if (this.limit?.exceeded) return sendError(this.res, "tooLarge", true)
     const c = classifyUpstreamError(err)
-    if (c.connectFailure) this.ctx.health.connectFailed(a.identity.providerId)
+    const written = this.conn !== undefined
+    // A TLS error on a connection that carried the request is not a failure to connect.
+    const connectFailure = c.connectFailure && !written
+    if (connectFailure) this.ctx.health.connectFailed(a.identity.providerId)
     const replayable = this.body === null || Buffer.isBuffer(this.body)
-    // A connection that never opened can be retried elsewhere. A socket error on an open connection is retried
-    // once, and for a non-idempotent request only when it failed at once (a stale pooled connection the upstream
-    // had already closed): a request the upstream may have started working on is never sent twice.
-    const stale =
-      isStaleConnectionError(err) &&
-      this.attempts === 1 &&
-      (IDEMPOTENT.has(this.req.method ?? "") || Date.now() - this.dispatchedAt < STALE_WINDOW_MS)
-    if (replayable && this.attempts < MAX_ATTEMPTS && (c.connectFailure || stale)) {
+    if (replayable && this.attempts < MAX_ATTEMPTS && (connectFailure || this.safeToReplay(err))) {
       // A stale pooled connection is retried on a fresh one; a provider that cannot be reached fails over.
       let next: Identity = a.identity
-      if (c.connectFailure) {
+      if (connectFailure) {
         this.excluded ??= new Set()
         this.excluded.add(a.identity.providerId)
         const alt = this.routeAgain(this.excluded)
@@ -480,6 +498,23 @@ class Exchange implements Dispatcher.DispatchHandler {
       return
     }
     this.fail(c.kind, err)
+  }
+
+  /**
+   * Whether a request whose connection failed may be sent again, on another connection (the rule Go's
+   * net/http Transport follows): when it was never written; when the method is idempotent (once); or when the
+   * connection had served earlier requests and failed before any response byte, the textbook stale keep-alive
+   * connection the upstream closed as the request went out. Never on elapsed time: an upstream that read a POST
+   * on a fresh connection and then reset may have acted on it, and a replay would run it twice.
+   */
+  private safeToReplay(err: Error): boolean {
+    if (!isStaleConnectionError(err)) return false
+    const conn = this.conn
+    if (conn === undefined) return true
+    if (IDEMPOTENT.has(this.req.method ?? "")) return this.attempts === 1
+    // HTTP/2 multiplexes: bytes read on the session belong to other streams too, so only this stream's head counts.
+    const noResponseByte = !this.answered && (conn.h2 || conn.socket.bytesRead === this.readAtWrite)
+    return this.reused && noResponseByte
   }
 
   private routeAgain(excluded: ReadonlySet<string>): Identity | undefined {

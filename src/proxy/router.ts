@@ -1,10 +1,11 @@
 // Routing and selection (SPEC §3) over one config snapshot: host/port/prefix matching, client-key checks,
 // health, fallback, priority tiers and weighted random choice of an upstream identity (provider + key).
 // A Router is immutable; a new one is built for every config snapshot, and a request keeps the one it started with.
-import { createHash } from "node:crypto"
+import { createHash, timingSafeEqual } from "node:crypto"
 import * as Redacted from "effect/Redacted"
+import { hashName } from "../config/clientKeys.js"
 import type { ConfigSnapshot, ProviderConfig, ProviderKey, ProviderType } from "../config/types.js"
-import { digestAccepted, keyDigest } from "./credentials.js"
+import { keyDigest } from "./credentials.js"
 
 /** One upstream identity: a provider and one of its keys (or none), with its selection weight. */
 export interface Identity {
@@ -21,6 +22,8 @@ interface Entry {
   /** No client auth for this provider (forward, or no global nor provider-level keys). */
   readonly open: boolean
   readonly accepted: ReadonlyArray<Buffer>
+  /** The name of each accepted key (SPEC §10), same order as `accepted`. */
+  readonly acceptedNames: ReadonlyArray<string>
   readonly identities: ReadonlyArray<Identity>
 }
 
@@ -28,7 +31,14 @@ export type RouteResult =
   | { readonly _tag: "NotFound" }
   | { readonly _tag: "Unauthorized" }
   | { readonly _tag: "Unavailable" }
-  | { readonly _tag: "Ok"; readonly identity: Identity; readonly path: string; readonly candidates: number }
+  | {
+      readonly _tag: "Ok"
+      readonly identity: Identity
+      readonly path: string
+      readonly candidates: number
+      /** The name of the client key that was accepted (SPEC §10); undefined when no key was checked. */
+      readonly keyName: string | undefined
+    }
 
 const NOT_FOUND: RouteResult = { _tag: "NotFound" }
 const UNAUTHORIZED: RouteResult = { _tag: "Unauthorized" }
@@ -62,6 +72,18 @@ const stripPrefix = (prefix: string, url: string): string => {
   const rest = url.slice(prefix.length)
   if (rest === "") return "/"
   return rest.charCodeAt(0) === 63 /* ? */ ? "/" + rest : rest
+}
+
+/**
+ * The index in `accepted` of the entry equal to `digest`, or -1; every entry is compared, whatever matches
+ * first (constant time with respect to which key matched).
+ */
+const acceptedIndex = (digest: Buffer, accepted: ReadonlyArray<Buffer>): number => {
+  let found = -1
+  for (let i = 0; i < accepted.length; i++) {
+    if (timingSafeEqual(digest, accepted[i])) found = i
+  }
+  return found
 }
 
 /** The client's key digest per provider type, computed at most once per route() call. */
@@ -103,12 +125,17 @@ export class Router {
     readonly snapshot: ConfigSnapshot,
     private readonly isHealthy: (providerId: string) => boolean = () => true
   ) {
+    const names = new Map<string, string>()
+    for (const k of snapshot.clientKeys ?? []) names.set(Redacted.value(k.key), k.name)
+    const nameOf = (k: Redacted.Redacted<string>) => names.get(Redacted.value(k)) ?? hashName(k)
     const globalDigests = snapshot.authKeys.map((k) => keyDigest(Redacted.value(k)))
+    const globalNames = snapshot.authKeys.map(nameOf)
     const ids: Array<string> = []
     for (const p of snapshot.providers) {
       const providerId = providerIdOf(p)
       ids.push(providerId)
       const accepted = [...globalDigests, ...p.authKeys.map((k) => keyDigest(Redacted.value(k)))]
+      const acceptedNames = [...globalNames, ...p.authKeys.map(nameOf)]
       const identities: Array<Identity> =
         p.keys.length === 0
           ? [{ provider: p, providerId, key: undefined, weight: p.weight }]
@@ -118,6 +145,7 @@ export class Router {
         providerId,
         open: p.type === "forward" || accepted.length === 0,
         accepted,
+        acceptedNames,
         identities
       }
       const list = this.byHost.get(p.host.name) ?? []
@@ -151,15 +179,20 @@ export class Router {
       const e = list[0]
       const hp = e.provider.host
       if ((hp.port !== undefined && hp.port !== port) || !prefixCovers(hp.pathPrefix, url)) return NOT_FOUND
+      let keyName: string | undefined
       if (!e.open) {
         const k = clientKey(e.provider.type)
-        if (k === undefined || !digestAccepted(digest(k), e.accepted)) return UNAUTHORIZED
+        const i = k === undefined ? -1 : acceptedIndex(digest(k), e.accepted)
+        if (i < 0) return UNAUTHORIZED
+        keyName = e.acceptedNames[i]
       }
       if (!this.isHealthy(e.providerId)) return UNAVAILABLE
       const identity = e.identities.length === 1 ? e.identities[0] : pickWeighted([e])
-      return { _tag: "Ok", identity, path: stripPrefix(hp.pathPrefix, url), candidates: 1 }
+      return { _tag: "Ok", identity, path: stripPrefix(hp.pathPrefix, url), candidates: 1, keyName }
     }
     let digests: KeyDigests | undefined
+    // A key has one name wherever it is accepted (the config loader checks), so the first match names it.
+    let keyName: string | undefined
     let matched = false
     let accepted = false
     // The list is sorted by prefix length, longest first: the first usable entry fixes the prefix, and the pool
@@ -175,7 +208,9 @@ export class Router {
       if (!e.open) {
         digests ??= new KeyDigests(clientKey, digest)
         const d = digests.get(e.provider.type)
-        if (d === null || !digestAccepted(d, e.accepted)) continue
+        const i = d === null ? -1 : acceptedIndex(d, e.accepted)
+        if (i < 0) continue
+        keyName ??= e.acceptedNames[i]
       }
       accepted = true
       if (exclude?.has(e.providerId) || !this.isHealthy(e.providerId)) continue
@@ -189,7 +224,7 @@ export class Router {
     if (pool.length === 1) {
       const e = pool[0]
       const identity = e.identities.length === 1 ? e.identities[0] : pickWeighted(pool)
-      return { _tag: "Ok", identity, path, candidates: 1 }
+      return { _tag: "Ok", identity, path, candidates: 1, keyName }
     }
     let primaries = 0
     for (const e of pool) if (!e.provider.isFallback) primaries++
@@ -197,7 +232,13 @@ export class Router {
     let top = Number.NEGATIVE_INFINITY
     for (const e of pool) if (e.provider.isFallback === fallback && e.provider.priority > top) top = e.provider.priority
     const tier = pool.filter((e) => e.provider.isFallback === fallback && e.provider.priority === top)
-    return { _tag: "Ok", identity: pickWeighted(tier), path, candidates: fallback ? pool.length : primaries }
+    return {
+      _tag: "Ok",
+      identity: pickWeighted(tier),
+      path,
+      candidates: fallback ? pool.length : primaries,
+      keyName
+    }
   }
 }
 

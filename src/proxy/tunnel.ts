@@ -200,6 +200,7 @@ export const handleConnect = (ctx: ProxyContext, req: http.IncomingMessage, sock
       if (head.length > 0) up.write(head)
       bridge(socket, closeSocket(socket), up, snapshot.timeouts.idleMs)
     })
+    // Only before the connection opened (removed on connect): no byte reached the upstream, so failing over is safe.
     const onError = (err: Error) => {
       const c = classifyUpstreamError(err)
       ctx.log.log("warn", "tunnel connect failed", { tunnel: id, provider: p.index, code: c.code })

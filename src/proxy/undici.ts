@@ -8,12 +8,10 @@ import api from "undici/lib/api/index.js"
 import buildConnectorImpl from "undici/lib/core/connect.js"
 import ClientImpl from "undici/lib/dispatcher/client.js"
 import DispatcherImpl from "undici/lib/dispatcher/dispatcher.js"
-import H2CClientImpl from "undici/lib/dispatcher/h2c-client.js"
 import PoolImpl from "undici/lib/dispatcher/pool.js"
 
 Object.assign(DispatcherImpl.prototype, api)
 
 export const Client = ClientImpl
-export const H2CClient = H2CClientImpl
 export const Pool = PoolImpl
 export const buildConnector = buildConnectorImpl

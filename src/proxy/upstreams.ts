@@ -1,10 +1,13 @@
 // Upstream connection pools: one undici dispatcher per distinct upstream (scheme, host, port, HTTP/2 mode, CA,
 // time-outs). HTTP/1.1 pools keep connections alive; HTTP/2 connections (ALPN over TLS, or h2c prior knowledge)
-// multiplex streams. Pools unused for a while are closed by `sweep`.
+// multiplex streams. Pools unused for a while are closed by `sweep`. Every connection is made through
+// `TrackedClient`, so the request path knows which connection a request was written on and whether that
+// connection had served before (the one case where a non-idempotent request may be replayed: forward.ts).
+import type * as net from "node:net"
 import * as tls from "node:tls"
-import type { Dispatcher, Client as UndiciClient } from "undici"
+import type { buildConnector as BuildConnector, Dispatcher, Client as UndiciClient } from "undici"
 import type { ProviderConfig, Timeouts } from "../config/types.js"
-import { buildConnector, Client, H2CClient, Pool } from "./undici.js"
+import { buildConnector, Client, Pool } from "./undici.js"
 
 /** Streams per HTTP/2 upstream connection (a Node h2 server allows 100 by default). */
 const H2_STREAMS = 100
@@ -20,6 +23,46 @@ export interface Upstream {
   /** Set when the sweep closed it: a cached reference must not be used any more. */
   closed: boolean
 }
+
+/** One upstream connection (a TCP/TLS socket, or the socket of an HTTP/2 session). */
+export interface UpstreamConnection {
+  readonly socket: net.Socket
+  readonly h2: boolean
+  /** Responses that started on it; above 0, the connection is a reused (kept-alive) one. */
+  served: number
+}
+
+/** A dispatch handler that wants to know the client its request was handed to (forward.ts's Exchange). */
+export interface ConnectionAware {
+  via: TrackedClient | undefined
+}
+
+/**
+ * An undici Client that knows its current connection: `conn` is set by the connect hook before undici gets the
+ * socket, and a Client has one socket at a time, so when undici calls a handler's `onConnect` (synchronously,
+ * just before it writes the request) `via.conn` is the connection the request goes out on.
+ */
+export class TrackedClient extends Client {
+  conn: UpstreamConnection | undefined
+  override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    if ("via" in handler) (handler as ConnectionAware).via = this
+    return super.dispatch(opts, handler)
+  }
+}
+
+/** Wraps a connector so that each new socket becomes the client's current connection. */
+const tracked = (
+  client: () => TrackedClient,
+  base: BuildConnector.connector,
+  onSocket?: (socket: net.Socket) => void
+): BuildConnector.connector =>
+  ((options: BuildConnector.Options, cb: BuildConnector.Callback) =>
+    base(options, (err, socket) => {
+      if (err !== null) return cb(err, null)
+      onSocket?.(socket as net.Socket)
+      client().conn = { socket: socket as net.Socket, h2: (socket as tls.TLSSocket).alpnProtocol === "h2", served: 0 }
+      cb(null, socket)
+    })) as BuildConnector.connector
 
 const isIp = (host: string): boolean => /^[\d.]+$/.test(host) || host.includes(":")
 
@@ -69,15 +112,29 @@ export class UpstreamPools {
       closed: false
     }
     if (!p.tls && p.http2 === true) {
-      const dispatcher = new H2CClient(origin, {
+      // h2c prior knowledge (what undici's H2CClient sets up), on one tracked client
+      const base = buildConnector({ timeout: t.connectMs, allowH2: true, useH2c: true } as BuildConnector.BuildOptions)
+      const dispatcher: TrackedClient = new TrackedClient(origin, {
         ...timing,
+        allowH2: true,
         pipelining: H2_STREAMS,
-        connect: { timeout: t.connectMs }
+        maxConcurrentStreams: H2_STREAMS,
+        connect: tracked(() => dispatcher, base)
       })
       return Object.assign(upstream, { dispatcher })
     }
     if (!p.tls) {
-      const dispatcher = new Pool(origin, { ...timing, connect: { timeout: t.connectMs, noDelay: true } })
+      const base = buildConnector({ timeout: t.connectMs, noDelay: true })
+      const dispatcher = new Pool(origin, {
+        ...timing,
+        factory: (o, opts) => {
+          const client: TrackedClient = new TrackedClient(o, {
+            ...(opts as UndiciClient.Options),
+            connect: tracked(() => client, base)
+          })
+          return client
+        }
+      })
       return Object.assign(upstream, { dispatcher })
     }
     const allowH2 = p.http2 !== false
@@ -95,19 +152,20 @@ export class UpstreamPools {
       factory: (o, opts) => {
         // Each connection learns its protocol from ALPN: an h2 connection may carry many streams at once,
         // an HTTP/1.1 one exactly one request at a time (no pipelining: LLM answers are long).
-        const client: UndiciClient = new Client(o, {
+        const client: TrackedClient = new TrackedClient(o, {
           ...(opts as UndiciClient.Options),
-          connect: (options, cb) =>
-            base(options, (err, socket) => {
-              if (err === null && (socket as tls.TLSSocket).alpnProtocol === "h2") {
+          connect: tracked(
+            () => client,
+            base,
+            (socket) => {
+              if ((socket as tls.TLSSocket).alpnProtocol === "h2") {
                 upstream.protocol = "h2"
                 client.pipelining = H2_STREAMS
-              } else if (err === null) {
+              } else {
                 upstream.protocol = "http/1.1"
               }
-              if (err === null) cb(null, socket)
-              else cb(err, null)
-            })
+            }
+          )
         })
         return client
       }
@@ -125,6 +183,14 @@ export class UpstreamPools {
         u.dispatcher.close().catch(() => undefined)
       }
     }
+  }
+
+  /** Requests in flight to a provider's upstream origin (read-only, for the admin API). */
+  inflightTo(p: ProviderConfig): number {
+    const origin = originOf(p)
+    let n = 0
+    for (const u of this.pools.values()) if (u.origin === origin) n += u.inflight
+    return n
   }
 
   get size(): number {

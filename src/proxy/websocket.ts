@@ -225,7 +225,10 @@ const startWebSocket = (ctx: ProxyContext, hs: Handshake, sink: Sink): (() => vo
     }
     current = { req, socket }
     let headTimer: NodeJS.Timeout | undefined
+    /** The connection opened: from here the handshake may have reached the upstream, so it is never replayed. */
+    let opened = false
     socket.once(p.tls ? "secureConnect" : "connect", () => {
+      opened = true
       headTimer = setTimeout(
         () => req.destroy(codedError("UND_ERR_HEADERS_TIMEOUT", "upstream handshake timed out")),
         snapshot.timeouts.responseHeaderMs
@@ -265,7 +268,8 @@ const startWebSocket = (ctx: ProxyContext, hs: Handshake, sink: Sink): (() => vo
       if (settled || cancelled) return
       const c = classifyUpstreamError(err)
       ctx.log.log("warn", "upstream WebSocket handshake failed", { ws: id, provider: p.index, code: c.code })
-      if (c.connectFailure) {
+      // Fail-over only when the connection never opened (nothing was sent): the same rule as HTTP requests.
+      if (c.connectFailure && !opened) {
         ctx.health.connectFailed(identity.providerId)
         excluded.add(identity.providerId)
         if (attempts < MAX_TUNNEL_ATTEMPTS) {

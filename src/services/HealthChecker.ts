@@ -7,6 +7,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as FiberMap from "effect/FiberMap"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -18,6 +19,7 @@ import { KeyResolver } from "../proxy/keys.js"
 import { providerIdOf } from "../proxy/router.js"
 import { Config } from "./Config.js"
 import { makeProbe, type Probe, probeTarget } from "./HealthProbe.js"
+import * as Metrics from "./Metrics.js"
 
 /** Consecutive connect failures that eject a provider passively. */
 export const PASSIVE_FAILURES = 3
@@ -31,6 +33,9 @@ export interface ProviderHealth {
   /** Active check results in a row (reset by the other outcome), for the thresholds. */
   activeSuccesses: number
   activeFailures: number
+  /** What went wrong last (for the admin API): a failed upstream connection or a failed active probe. */
+  lastError: "connect" | "health_check" | undefined
+  lastErrorAt: number
 }
 
 export interface HealthCheckerService {
@@ -60,7 +65,15 @@ export const makeState = (cooldownMs: () => number): HealthState => {
   const get = (id: string): ProviderHealth => {
     let s = states.get(id)
     if (s === undefined) {
-      s = { activeHealthy: true, consecutiveConnectFailures: 0, ejectedUntil: 0, activeSuccesses: 0, activeFailures: 0 }
+      s = {
+        activeHealthy: true,
+        consecutiveConnectFailures: 0,
+        ejectedUntil: 0,
+        activeSuccesses: 0,
+        activeFailures: 0,
+        lastError: undefined,
+        lastErrorAt: 0
+      }
       states.set(id, s)
     }
     return s
@@ -85,6 +98,8 @@ export const makeState = (cooldownMs: () => number): HealthState => {
       } else {
         s.activeSuccesses = 0
         s.activeFailures++
+        s.lastError = "health_check"
+        s.lastErrorAt = Date.now()
         if (s.activeHealthy && s.activeFailures >= settings.unhealthyThreshold) s.activeHealthy = false
       }
       return s.activeHealthy
@@ -112,6 +127,8 @@ export const makeState = (cooldownMs: () => number): HealthState => {
       connectFailed: (id) => {
         const s = get(id)
         s.consecutiveConnectFailures++
+        s.lastError = "connect"
+        s.lastErrorAt = Date.now()
         if (s.consecutiveConnectFailures >= PASSIVE_FAILURES) {
           s.ejectedUntil = Date.now() + cooldownMs()
           s.consecutiveConnectFailures = 0
@@ -196,17 +213,36 @@ export const layerWithProbe = (probe: (keys: KeyResolver) => Probe): Layer.Layer
     HealthChecker,
     Effect.gen(function* () {
       const config = yield* Config
+      const metrics = yield* Metrics.optional
       let cooldown = (yield* SubscriptionRef.get(config.current)).healthCheck.cooldownMs
+      /** The live providers by id: a connect failure is counted under its provider's label. */
+      let byId = new Map<string, ProviderConfig>()
       // Keep the cool-down in step with reloads without touching the request path.
       yield* config.current.changes.pipe(
-        Stream.runForEach((c) => Effect.sync(() => (cooldown = c.healthCheck.cooldownMs))),
+        Stream.runForEach((c) =>
+          Effect.sync(() => {
+            cooldown = c.healthCheck.cooldownMs
+            if (Option.isSome(metrics)) byId = new Map(c.providers.map((p) => [providerIdOf(p), p]))
+          })
+        ),
         Effect.forkScoped
       )
       const state = makeState(() => cooldown)
       yield* runActiveChecks(state, config.current.changes, probe(new KeyResolver()))
+      // Every upstream connect failure (HTTP, WebSocket, CONNECT) is reported here: one place counts them.
+      const reporter: HealthReporter = Option.isNone(metrics)
+        ? state.reporter
+        : {
+            connected: state.reporter.connected,
+            connectFailed: (id) => {
+              state.reporter.connectFailed(id)
+              const p = byId.get(id)
+              if (p !== undefined) metrics.value.connectError(p)
+            }
+          }
       const service: HealthCheckerService = {
         isHealthy: state.isHealthy,
-        reporter: state.reporter,
+        reporter,
         state: state.state,
         setActive: state.setActive
       }

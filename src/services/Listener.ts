@@ -24,6 +24,7 @@ import {
   type ExtraHandlers,
   makeProtocolServers,
   type ProtocolServers,
+  setHandshakeTimeout,
   tlsOptions
 } from "../proxy/servers.js"
 import { makeExtraHandlers } from "../proxy/upgrade.js"
@@ -132,6 +133,50 @@ export const superviseSocket = (fibers: FiberSet.FiberSet<void, never>, socket: 
   FiberSet.unsafeAdd(fibers, fiber)
 }
 
+/**
+ * `max_connections` (SPEC §8): client connections open in this process, across every listener (kept, added and
+ * retired). Over the limit a new connection is closed at once, before any TLS handshake; refusals are logged as
+ * one line per 5 s with their count, so a flood does not flood the log.
+ */
+export class ConnectionGate {
+  open = 0
+  private refused = 0
+  private flush: NodeJS.Timeout | undefined
+  constructor(public max: number) {}
+
+  /** Counts a new raw connection in, or closes it when the process is full. */
+  readonly admit = (socket: net.Socket): boolean => {
+    if (this.open >= this.max) {
+      socket.destroy()
+      this.refused++
+      if (this.flush === undefined) {
+        this.report()
+        this.flush = setTimeout(() => {
+          this.flush = undefined
+          if (this.refused > 0) this.report()
+        }, 5_000).unref()
+      }
+      return false
+    }
+    this.open++
+    socket.once("close", this.onClose)
+    return true
+  }
+
+  private readonly onClose = (): void => {
+    this.open--
+  }
+
+  private report(): void {
+    logger.log("warn", "connections refused: max_connections reached", { max: this.max, refused: this.refused })
+    this.refused = 0
+  }
+
+  dispose(): void {
+    clearTimeout(this.flush)
+  }
+}
+
 interface Port {
   readonly key: string
   /** The server holding the listening socket (`server` itself, or one inherited from an upgrade). */
@@ -161,6 +206,8 @@ export const make = Effect.gen(function* () {
   const fibers = yield* FiberSet.make<void, never>()
   const scope = yield* Effect.scope
   const supervise = (socket: net.Socket): void => superviseSocket(fibers, socket)
+  const gate = new ConnectionGate(snapshot.maxConnections)
+  yield* Effect.addFinalizer(() => Effect.sync(() => gate.dispose()))
 
   /** Listening ports by key; `retired` are ports a reload removed whose connections are still draining. */
   const ports = new Map<string, Port>()
@@ -182,14 +229,21 @@ export const make = Effect.gen(function* () {
       let server: net.Server
       if (kind === "https") {
         const t = tls.createServer(tlsOptions(c.https!, c))
+        // before TLS's own 'connection' listener: a refused connection costs no handshake
+        t.prependListener("connection", (socket: net.Socket) => {
+          gate.admit(socket)
+        })
         t.on("secureConnection", (socket: tls.TLSSocket) => {
           supervise(socket)
           dispatchTlsConnection(socket, protocols)
         })
-        t.on("tlsClientError", () => undefined)
+        // A failed or timed-out handshake: Node reports it here and leaves the socket open (`tls_handshake` would
+        // otherwise close nothing).
+        t.on("tlsClientError", (_err: Error, socket: tls.TLSSocket) => socket.destroy())
         server = t
       } else {
         server = netMod.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => {
+          if (!gate.admit(socket)) return
           supervise(socket)
           dispatchPlainConnection(socket, protocols)
         })
@@ -202,7 +256,7 @@ export const make = Effect.gen(function* () {
         listening = inherited.server
         inherited.adopt((socket) => server.emit("connection", socket))
       } else {
-        yield* listen(server, kind, address, port)
+        yield* listen(server, kind, address, port).pipe(Effect.onError(() => Effect.sync(() => protocols.release())))
       }
       const actual = portOf(listening, port)
       // after a successful bind only: a bind failure is reported once, by the ListenError
@@ -225,7 +279,7 @@ export const make = Effect.gen(function* () {
         if (Date.now() - start >= keepAliveGraceMs(graceMs)) p.protocols.closeIdle()
         yield* Effect.sleep("200 millis")
       }
-      p.protocols.destroyAll()
+      p.protocols.release()
       retired.delete(p)
     }).pipe(Effect.forkIn(scope), Effect.asVoid)
 
@@ -255,7 +309,7 @@ export const make = Effect.gen(function* () {
       }
       const left = yield* FiberSet.size(fibers)
       if (left > 0) logger.log("warn", "grace period over, closing connections", { open: left })
-      for (const p of all()) p.protocols.destroyAll()
+      for (const p of all()) p.protocols.release()
     })
   )
 
@@ -264,6 +318,12 @@ export const make = Effect.gen(function* () {
     ports.set(p.key, p)
   }
   closeUnusedInherited()
+
+  /** A port bound for a reload that did not happen: nothing was accepted on it yet. */
+  const unbind = (p: Port) => {
+    p.listening.close()
+    p.protocols.release()
+  }
 
   const reconfigure = Effect.fn("Listener.reconfigure")(function* <E>(
     next: ConfigSnapshot,
@@ -276,7 +336,7 @@ export const make = Effect.gen(function* () {
       if (ports.has(listenerKey(w.kind, w.address, w.port))) continue
       const r = yield* Effect.either(bindPort(w.kind, w.address, w.port, next))
       if (r._tag === "Left") {
-        for (const p of added) p.listening.close()
+        for (const p of added) unbind(p)
         return yield* r.left
       }
       added.push(r.right)
@@ -284,10 +344,11 @@ export const make = Effect.gen(function* () {
     yield* commit.pipe(
       Effect.onError(() =>
         Effect.sync(() => {
-          for (const p of added) p.listening.close()
+          for (const p of added) unbind(p)
         })
       )
     )
+    gate.max = next.maxConnections
     for (const p of added) ports.set(p.key, p)
     for (const [key, p] of ports) {
       if (!wantedKeys.has(key)) {
@@ -297,9 +358,12 @@ export const make = Effect.gen(function* () {
       }
       if (added.includes(p)) continue
       p.protocols.configure(next)
-      // New certificate and key for new handshakes; connections already up keep theirs.
-      if (p.bound.kind === "https" && next.https)
-        (p.server as tls.Server).setSecureContext(tlsOptions(next.https, next))
+      // New certificate, key and handshake deadline for new handshakes; connections already up keep theirs.
+      if (p.bound.kind === "https" && next.https) {
+        const t = p.server as tls.Server
+        t.setSecureContext(tlsOptions(next.https, next))
+        setHandshakeTimeout(t, next.timeouts.tlsHandshakeMs)
+      }
     }
   })
 

@@ -1,10 +1,12 @@
 // The `Reloader` service: SIGHUP hot reload (SPEC §7) as a `Stream` of signals. Each signal re-reads the config;
-// a valid one has its new listeners bound first and is then swapped in (new requests use it at once, requests
-// and connections in flight keep the router they started with); an invalid one, or a listener that cannot bind,
+// a valid one has its new listeners bound first and is then swapped in (the router is rebuilt in the same step,
+// so the next request uses it once the reload is reported; requests and connections in flight keep the router
+// they started with); an invalid one, or a listener that cannot bind,
 // is logged in one line and the old config keeps serving. Reloads run one at a time, in signal order.
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -12,6 +14,8 @@ import * as SubscriptionRef from "effect/SubscriptionRef"
 import { logger } from "../log.js"
 import { Config } from "./Config.js"
 import { Listener } from "./Listener.js"
+import * as Metrics from "./Metrics.js"
+import { ProviderRegistry } from "./ProviderRegistry.js"
 
 export interface ReloaderService {
   /** Reloads now; true when the new config was swapped in. Never fails: a failure is logged. */
@@ -38,9 +42,12 @@ export const signals = (signal: NodeJS.Signals): Effect.Effect<Stream.Stream<Nod
 export const make = Effect.gen(function* () {
   const config = yield* Config
   const listener = yield* Listener
+  const registry = yield* ProviderRegistry
+  const metrics = yield* Metrics.optional
+  const counted = (ok: boolean) => Option.map(metrics, (m) => m.configReload(ok))
   const reload = Effect.fn("Reloader.reload")(function* () {
     const next = yield* config.load
-    yield* listener.reconfigure(next, SubscriptionRef.set(config.current, next))
+    yield* listener.reconfigure(next, Effect.zipRight(SubscriptionRef.set(config.current, next), registry.sync))
     logger.log("info", "config reloaded", {
       file: config.file,
       providers: next.providers.length,
@@ -50,6 +57,10 @@ export const make = Effect.gen(function* () {
   })
   return {
     reload: reload().pipe(
+      Effect.tapBoth({
+        onSuccess: () => Effect.sync(() => counted(true)),
+        onFailure: () => Effect.sync(() => counted(false))
+      }),
       Effect.catchAll((e) =>
         Effect.sync(() => {
           logger.log("error", "config reload failed, keeping the running config", { error: e.message })
@@ -61,10 +72,10 @@ export const make = Effect.gen(function* () {
 })
 
 /** The service alone (reload on demand: tests, embedding apps). */
-export const layer: Layer.Layer<Reloader, never, Config | Listener> = Layer.effect(Reloader, make)
+export const layer: Layer.Layer<Reloader, never, Config | Listener | ProviderRegistry> = Layer.effect(Reloader, make)
 
 /** The service plus a reload on every SIGHUP, for as long as the layer lives. */
-export const layerSighup: Layer.Layer<Reloader, never, Config | Listener> = Layer.scoped(
+export const layerSighup: Layer.Layer<Reloader, never, Config | Listener | ProviderRegistry> = Layer.scoped(
   Reloader,
   Effect.gen(function* () {
     const service = yield* make

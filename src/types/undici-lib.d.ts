@@ -4,10 +4,6 @@ declare module "undici/lib/dispatcher/client.js" {
   import { Client } from "undici"
   export default Client
 }
-declare module "undici/lib/dispatcher/h2c-client.js" {
-  import { H2CClient } from "undici"
-  export default H2CClient
-}
 declare module "undici/lib/dispatcher/pool.js" {
   import { Pool } from "undici"
   export default Pool

@@ -11,6 +11,7 @@ import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import * as Main from "../../src/layers/Main.js"
 import { makeLogger, setLogger } from "../../src/log.js"
+import { Admin } from "../../src/services/Admin.js"
 import { Config, type ConfigService } from "../../src/services/Config.js"
 import { Listener } from "../../src/services/Listener.js"
 
@@ -25,6 +26,8 @@ export interface RunningProxy {
   readonly httpsPort: number | undefined
   readonly file: string
   readonly config: ConfigService
+  /** The admin listener's port now (it may change on reload), when one is bound. */
+  readonly adminPort: () => number | undefined
   readonly close: () => Promise<void>
 }
 
@@ -44,6 +47,7 @@ export const startProxy = async (yaml: string, dir?: string): Promise<RunningPro
     httpsPort: listener.bound.find((b) => b.kind === "https")?.port,
     file,
     config: Context.get(ctx, Config),
+    adminPort: () => Context.get(ctx, Admin).bound()?.port,
     close: () => Effect.runPromise(Scope.close(scope, Exit.void))
   }
 }

@@ -1,0 +1,129 @@
+// The access log (SPEC §10): one line per request, WebSocket and tunnel after it ended, in the process log's
+// format (`--log-format json|text`, as src/log.ts writes it: `time level message fields`), on stdout. The
+// formatter is pure; the writer batches the lines of one event-loop turn into one write. Fields come from the
+// request path as plain values; the path is written without its query (where a Gemini `key=` would be), and
+// text values are quoted when they hold anything but visible ASCII, so a client cannot forge a line.
+export type Outcome = "ok" | "client_abort" | "upstream_error" | "truncated" | "refused"
+
+/** One ended request. Absent values are `undefined` (json: null; text: `-`); negative times: none. */
+export interface AccessLogEntry {
+  /** Epoch ms at the end. */
+  readonly time: number
+  readonly requestId: string
+  readonly client: string | undefined
+  /** The listener (`http`, `https`). */
+  readonly listener: string
+  readonly protocol: "http/1.1" | "h2" | "h2c" | "ws" | "tunnel"
+  readonly method: string
+  readonly host: string | undefined
+  /** The request target; anything from `?` on is dropped here. */
+  readonly path: string
+  /** `host#index` of the provider that served it (observability/labels.ts). */
+  readonly provider: string | undefined
+  readonly upstreamProtocol: string | undefined
+  /** The client key's name, never the key. */
+  readonly key: string | undefined
+  readonly status: number
+  readonly bytesIn: number
+  readonly bytesOut: number
+  readonly durationMs: number
+  readonly ttfbMs: number
+  readonly ttftMs: number
+  readonly attempts: number
+  readonly model: string | undefined
+  readonly inputTokens: number | undefined
+  readonly outputTokens: number | undefined
+  readonly cacheReadTokens: number | undefined
+  readonly cacheWriteTokens: number | undefined
+  readonly reasoningTokens: number | undefined
+  readonly outcome: Outcome
+}
+
+const pathOnly = (target: string): string => {
+  const q = target.indexOf("?")
+  return q < 0 ? target : target.slice(0, q)
+}
+
+/** Visible ASCII without `"`, `\` and `=`: written as is in both formats. */
+const plain = (s: string): boolean => {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 0x21 || c > 0x7e || c === 0x22 || c === 0x5c || c === 0x3d) return false
+  }
+  return s.length > 0
+}
+
+const jsonString = (s: string | undefined): string =>
+  s === undefined ? "null" : plain(s) ? `"${s}"` : JSON.stringify(s)
+const textString = (s: string | undefined): string => (s === undefined ? "-" : plain(s) ? s : JSON.stringify(s))
+const ms = (n: number): string => (n < 0 ? "" : String(Math.round(n * 1000) / 1000))
+const jsonMs = (n: number): string => (n < 0 ? "null" : ms(n))
+const textMs = (n: number): string => (n < 0 ? "-" : ms(n))
+const jsonNum = (n: number | undefined): string => (n === undefined ? "null" : String(n))
+const textNum = (n: number | undefined): string => (n === undefined ? "-" : String(n))
+
+/** The line for one entry (with its newline). */
+export const formatAccessLine = (format: "json" | "text", e: AccessLogEntry): string => {
+  const time = new Date(e.time).toISOString()
+  const path = pathOnly(e.path)
+  if (format === "json") {
+    return (
+      `{"time":"${time}","level":"info","message":"access","request_id":${jsonString(e.requestId)}` +
+      `,"client":${jsonString(e.client)},"listener":${jsonString(e.listener)},"protocol":"${e.protocol}"` +
+      `,"method":${jsonString(e.method)},"host":${jsonString(e.host)},"path":${jsonString(path)}` +
+      `,"provider":${jsonString(e.provider)},"upstream_protocol":${jsonString(e.upstreamProtocol)}` +
+      `,"key":${jsonString(e.key)},"status":${e.status},"bytes_in":${e.bytesIn},"bytes_out":${e.bytesOut}` +
+      `,"duration_ms":${jsonMs(e.durationMs)},"ttfb_ms":${jsonMs(e.ttfbMs)},"ttft_ms":${jsonMs(e.ttftMs)}` +
+      `,"attempts":${e.attempts},"model":${jsonString(e.model)},"input_tokens":${jsonNum(e.inputTokens)}` +
+      `,"output_tokens":${jsonNum(e.outputTokens)},"cache_read_tokens":${jsonNum(e.cacheReadTokens)}` +
+      `,"cache_write_tokens":${jsonNum(e.cacheWriteTokens)},"reasoning_tokens":${jsonNum(e.reasoningTokens)}` +
+      `,"outcome":"${e.outcome}"}\n`
+    )
+  }
+  return (
+    `${time} INFO access request_id=${textString(e.requestId)} client=${textString(e.client)}` +
+    ` listener=${textString(e.listener)} protocol=${e.protocol} method=${textString(e.method)}` +
+    ` host=${textString(e.host)} path=${textString(path)} provider=${textString(e.provider)}` +
+    ` upstream_protocol=${textString(e.upstreamProtocol)} key=${textString(e.key)} status=${e.status}` +
+    ` bytes_in=${e.bytesIn} bytes_out=${e.bytesOut} duration_ms=${textMs(e.durationMs)} ttfb_ms=${textMs(e.ttfbMs)}` +
+    ` ttft_ms=${textMs(e.ttftMs)} attempts=${e.attempts} model=${textString(e.model)}` +
+    ` input_tokens=${textNum(e.inputTokens)} output_tokens=${textNum(e.outputTokens)}` +
+    ` cache_read_tokens=${textNum(e.cacheReadTokens)} cache_write_tokens=${textNum(e.cacheWriteTokens)}` +
+    ` reasoning_tokens=${textNum(e.reasoningTokens)} outcome=${e.outcome}\n`
+  )
+}
+
+export interface AccessLog {
+  readonly write: (e: AccessLogEntry) => void
+  /** Writes what is pending now (at shutdown). */
+  readonly flush: () => void
+}
+
+/**
+ * An access log writing to `out` (stdout by default): the lines of one event-loop turn are joined and written
+ * once, after the turn (stdout on a pipe is a synchronous write per call in Node).
+ */
+export const makeAccessLog = (
+  format: "json" | "text",
+  out: (chunk: string) => void = (chunk) => process.stdout.write(chunk)
+): AccessLog => {
+  let pending = ""
+  let scheduled = false
+  const flush = () => {
+    scheduled = false
+    if (pending === "") return
+    const chunk = pending
+    pending = ""
+    out(chunk)
+  }
+  return {
+    write: (e) => {
+      pending += formatAccessLine(format, e)
+      if (!scheduled) {
+        scheduled = true
+        setImmediate(flush)
+      }
+    },
+    flush
+  }
+}

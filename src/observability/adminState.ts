@@ -1,0 +1,62 @@
+// What the admin API reports about one proxy process (SPEC §10), computed from its services: readiness,
+// providers with health and in-flight counts, client key names. Used by this process's admin listener, or sent
+// to the cluster primary when the process is a worker.
+import * as Redacted from "effect/Redacted"
+import type { ConfigSnapshot } from "../config/types.js"
+import type { Router } from "../proxy/router.js"
+import type { UpstreamPools } from "../proxy/upstreams.js"
+import type { HealthCheckerService } from "../services/HealthChecker.js"
+import type { KeyView, ProviderView, Readiness } from "./adminHttp.js"
+import { providerLabel } from "./labels.js"
+
+/** A route: what a provider's `host` routing key matches (name, port, prefix). */
+const routeOf = (p: ConfigSnapshot["providers"][number]): string =>
+  `${p.host.name}${p.host.port === undefined ? "" : `:${p.host.port}`}${p.host.pathPrefix}`
+
+/** Ready when listeners are bound and every route has at least one provider that may be selected now. */
+export const readiness = (router: Router, health: HealthCheckerService, listening: boolean): Readiness => {
+  if (!listening) return { ready: false, reason: "no listener bound" }
+  const routes = new Map<string, boolean>()
+  router.snapshot.providers.forEach((p, i) => {
+    const route = routeOf(p)
+    routes.set(route, (routes.get(route) ?? false) || health.isHealthy(router.providerIds[i]))
+  })
+  for (const [route, healthy] of routes) {
+    if (!healthy) return { ready: false, reason: `no healthy provider for ${route}` }
+  }
+  return { ready: true, reason: "" }
+}
+
+export const providerViews = (
+  router: Router,
+  health: HealthCheckerService,
+  pools: UpstreamPools
+): ReadonlyArray<ProviderView> =>
+  router.snapshot.providers.map((p, i) => {
+    const id = router.providerIds[i]
+    const s = health.state(id)
+    const lastError = s?.lastError
+    return {
+      id,
+      index: p.index,
+      host: p.hostRaw,
+      endpoint: `${p.endpointHost.includes(":") ? `[${p.endpointHost}]` : p.endpointHost}:${p.endpointPort}`,
+      type: p.type,
+      healthy: health.isHealthy(id),
+      weight: p.weight,
+      inflight: pools.inflightTo(p),
+      last_error: lastError ?? null,
+      last_error_at: lastError === undefined ? null : new Date(s?.lastErrorAt ?? 0).toISOString()
+    }
+  })
+
+/** Names of the configured client keys and where each is accepted; never a key. */
+export const keyViews = (c: ConfigSnapshot): ReadonlyArray<KeyView> => {
+  const global = new Set(c.authKeys.map(Redacted.value))
+  return c.clientKeys.map((k) => {
+    const value = Redacted.value(k.key)
+    if (global.has(value)) return { name: k.name, providers: "all" as const }
+    const providers = c.providers.filter((p) => p.authKeys.some((a) => Redacted.value(a) === value))
+    return { name: k.name, providers: providers.map(providerLabel) }
+  })
+}

@@ -1,0 +1,149 @@
+// The access-log formatter and writer (SPEC §10) and request ids: every field in json and text, the query (and a
+// Gemini `key=`) never written, client-controlled values unable to break or forge a line, one write per event-loop
+// turn; request ids valid per SPEC and unique across generators (processes).
+import { describe, expect, it } from "vitest"
+import { type AccessLogEntry, formatAccessLine, makeAccessLog } from "../src/observability/accessLog.js"
+import { isValidRequestId, makeRequestIds } from "../src/observability/requestId.js"
+
+const entry: AccessLogEntry = {
+  time: Date.UTC(2026, 0, 2, 3, 4, 5, 678),
+  requestId: "abc-1",
+  client: "127.0.0.1",
+  listener: "http",
+  protocol: "h2c",
+  method: "POST",
+  host: "api.openai.test",
+  path: "/v1beta/models/gemini:generateContent?key=AIza-TOPSECRET&alt=sse",
+  provider: "api.openai.test#0",
+  upstreamProtocol: "h2",
+  key: "team-a",
+  status: 200,
+  bytesIn: 321,
+  bytesOut: 4567,
+  durationMs: 1234.5678,
+  ttfbMs: 210.25,
+  ttftMs: -1,
+  attempts: 1,
+  model: "gpt-4o",
+  inputTokens: 10,
+  outputTokens: 20,
+  cacheReadTokens: 3,
+  cacheWriteTokens: 0,
+  reasoningTokens: undefined,
+  outcome: "ok"
+}
+
+describe("access log lines", () => {
+  it("json: every SPEC §10 field, absent ones null, no query", () => {
+    const line = formatAccessLine("json", entry)
+    expect(line.endsWith("}\n")).toBe(true)
+    expect(JSON.parse(line)).toEqual({
+      time: "2026-01-02T03:04:05.678Z",
+      level: "info",
+      message: "access",
+      request_id: "abc-1",
+      client: "127.0.0.1",
+      listener: "http",
+      protocol: "h2c",
+      method: "POST",
+      host: "api.openai.test",
+      path: "/v1beta/models/gemini:generateContent",
+      provider: "api.openai.test#0",
+      upstream_protocol: "h2",
+      key: "team-a",
+      status: 200,
+      bytes_in: 321,
+      bytes_out: 4567,
+      duration_ms: 1234.568,
+      ttfb_ms: 210.25,
+      ttft_ms: null,
+      attempts: 1,
+      model: "gpt-4o",
+      input_tokens: 10,
+      output_tokens: 20,
+      cache_read_tokens: 3,
+      cache_write_tokens: 0,
+      reasoning_tokens: null,
+      outcome: "ok"
+    })
+    expect(line).not.toContain("TOPSECRET")
+  })
+
+  it("text: the process log's layout, `-` for absent values, no query", () => {
+    const line = formatAccessLine("text", entry)
+    expect(line).toBe(
+      "2026-01-02T03:04:05.678Z INFO access request_id=abc-1 client=127.0.0.1 listener=http protocol=h2c " +
+        "method=POST host=api.openai.test path=/v1beta/models/gemini:generateContent provider=api.openai.test#0 " +
+        "upstream_protocol=h2 key=team-a status=200 bytes_in=321 bytes_out=4567 duration_ms=1234.568 ttfb_ms=210.25 " +
+        "ttft_ms=- attempts=1 model=gpt-4o input_tokens=10 output_tokens=20 cache_read_tokens=3 cache_write_tokens=0 " +
+        "reasoning_tokens=- outcome=ok\n"
+    )
+  })
+
+  it("client-controlled values cannot split or forge a line in either format", () => {
+    const hostile = {
+      ...entry,
+      model: 'x\n2026 INFO access status=200 key="admin"',
+      host: "a b=c",
+      method: "G\u001bET"
+    }
+    for (const format of ["json", "text"] as const) {
+      const line = formatAccessLine(format, hostile)
+      expect(line.split("\n").length).toBe(2)
+      expect(line).not.toContain("\u001b")
+    }
+    const text = formatAccessLine("text", hostile)
+    expect(text).toContain('model="x\\n2026 INFO access status=200 key=\\"admin\\""')
+    expect(text).toContain('host="a b=c"')
+    expect(JSON.parse(formatAccessLine("json", hostile)).model).toBe(hostile.model)
+  })
+
+  it("writes the lines of one event-loop turn at once", async () => {
+    const chunks: Array<string> = []
+    const log = makeAccessLog("json", (c) => chunks.push(c))
+    log.write(entry)
+    log.write({ ...entry, requestId: "abc-2" })
+    expect(chunks).toEqual([])
+    await new Promise((r) => setImmediate(r))
+    expect(chunks.length).toBe(1)
+    expect(
+      chunks[0]
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l).request_id)
+    ).toEqual(["abc-1", "abc-2"])
+    log.write(entry)
+    log.flush()
+    expect(chunks.length).toBe(2)
+  })
+})
+
+describe("request ids", () => {
+  it("accepts 1-128 visible ASCII characters only", () => {
+    expect(isValidRequestId("a")).toBe(true)
+    expect(isValidRequestId("x".repeat(128))).toBe(true)
+    expect(isValidRequestId("!~")).toBe(true)
+    expect(isValidRequestId("")).toBe(false)
+    expect(isValidRequestId("x".repeat(129))).toBe(false)
+    expect(isValidRequestId("a b")).toBe(false)
+    expect(isValidRequestId("a\tb")).toBe(false)
+    expect(isValidRequestId("é")).toBe(false)
+    expect(isValidRequestId("a\u007f")).toBe(false)
+  })
+
+  it("keeps a valid client id, replaces others, and generates ids unique across processes", () => {
+    const a = makeRequestIds()
+    const b = makeRequestIds()
+    expect(a.fromHeader("client-id-1")).toBe("client-id-1")
+    expect(a.fromHeader("bad id")).not.toBe("bad id")
+    expect(a.fromHeader(["x", "y"])).not.toMatch(/^[xy]$/)
+    expect(a.fromHeader(undefined)).toMatch(/^[A-Za-z0-9_-]{12}-[0-9a-z]+$/)
+    const ids = new Set<string>()
+    for (let i = 0; i < 10_000; i++) {
+      ids.add(a.next())
+      ids.add(b.next())
+    }
+    expect(ids.size).toBe(20_000)
+    for (const id of ids) expect(isValidRequestId(id)).toBe(true)
+  })
+})
