@@ -401,12 +401,17 @@ const report = (res) => {
   }
   // The source and the client share the load core: together near a full core, they queue events themselves.
   const shared = []
+  const busy = []
   for (const n of res.options.levels)
-    for (const [name, r] of Object.entries(res.levels[n] ?? {}))
+    for (const [name, r] of Object.entries(res.levels[n] ?? {})) {
       if (r.source_cpu != null && r.client_cpu != null && r.source_cpu + r.client_cpu > SHARED_FLAG)
         shared.push(`${name} N=${n} (${Math.round((r.source_cpu + r.client_cpu) * 100)} %)`)
+      if (r.source_cpu > BUSY_FLAG || r.client_cpu > BUSY_FLAG) busy.push(`${name} N=${n}`)
+    }
   lines.push(
-    `(!) source or client above ${BUSY_FLAG * 100} % of a core: that level may measure them, not the proxy.`,
+    busy.length
+      ? `(!) source or client above ${BUSY_FLAG * 100} % of a core (that level may measure them, not the proxy): ${busy.join(", ")}`
+      : `source and client each stayed under ${BUSY_FLAG * 100} % of a core.`,
     shared.length
       ? `source + client above ${SHARED_FLAG * 100} % of their shared core: ${shared.join(", ")}`
       : `source + client stayed under ${SHARED_FLAG * 100} % of their shared core.`,
