@@ -75,11 +75,23 @@ ${listenTlsAndPlain({ port, tlsPort, cert, key })}
   return file
 }
 
-/** nginx as the reverse proxy under test: upstream keep-alive, Authorization rewrite, 1 worker. */
-export const writeProxyConf = ({ dir, port, tlsPort, upstreamPort, cert, key }) => {
-  const conf = `${common(dir, "nginx-proxy")}
+/**
+ * nginx as the reverse proxy under test: upstream keep-alive, Authorization rewrite, 1 worker. Without `tlsPort`
+ * only the plain listener; `buffering: false` adds `proxy_buffering off` (streaming, scenario 6).
+ */
+export const writeProxyConf = ({
+  dir,
+  port,
+  tlsPort,
+  upstreamPort,
+  cert,
+  key,
+  buffering = true,
+  name = "nginx-proxy"
+}) => {
+  const conf = `${common(dir, name)}
 http {
-${temps(dir, "nginx-proxy")}
+${temps(dir, name)}
   client_body_buffer_size 128k;
   client_max_body_size 10m;
   upstream up {
@@ -89,9 +101,9 @@ ${temps(dir, "nginx-proxy")}
     keepalive_timeout 300s;
   }
   server {
-${listenTlsAndPlain({ port, tlsPort, cert, key })}
+${tlsPort ? listenTlsAndPlain({ port, tlsPort, cert, key }) : `    listen 127.0.0.1:${port} backlog=4096;`}
     location / {
-      proxy_pass http://up;
+      proxy_pass http://up;${buffering ? "" : "\n      proxy_buffering off;"}
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Authorization "Bearer sk-upstream";
@@ -99,7 +111,7 @@ ${listenTlsAndPlain({ port, tlsPort, cert, key })}
   }
 }
 `
-  const file = path.join(dir, "nginx-proxy.conf")
+  const file = path.join(dir, `${name}.conf`)
   fs.writeFileSync(file, conf)
   return file
 }

@@ -1,7 +1,8 @@
 // The benchmark harness (`npm run bench`): builds openproxy, starts an nginx upstream and a streaming upstream,
 // and drives the same load at the upstream directly, openproxy, nginx, http-proxy and @fastify/http-proxy,
 // interleaved over rounds. Prints medians, ratios and the issue-6 targets; writes raw results to bench/results/.
-// Flags: --quick (1 round, 3 s / 2 s runs), --rounds N, --s1 SECONDS, --s2 SECONDS, --only s1,s2,s3,s4,s5,
+// Flags: --quick (1 round, 3 s / 2 s runs), --rounds N, --s1 SECONDS, --s2 SECONDS, --only s1,s2,s3,s4,s5,s6,
+//        --s6-levels 500,1000,1500 (S6 runs last: bench/s6.mjs, with --quick, --targets, --node passed on)
 //        --targets direct,openproxy,...  --s5-target NAME  --no-build  --keep-tmp
 //        (extra target, only with --targets: openproxy-noflags = `node dist/main.js` without the shebang's V8 flags)
 //        --node PATH (the Node binary for openproxy, the lean floor and node:http alone; default: `node` on PATH)
@@ -34,6 +35,7 @@ import {
   waitUntil
 } from "./lib.mjs"
 import { writeProxyConf, writeUpstreamConf } from "./nginx.mjs"
+import { runS6 } from "./s6-hook.mjs"
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 process.chdir(root)
@@ -50,7 +52,7 @@ const rounds = Number(opt("rounds", quick ? 1 : 3))
 const s1Secs = Number(opt("s1", quick ? 3 : 10))
 const s2Secs = Number(opt("s2", quick ? 2 : 5))
 const warmSecs = quick ? 1 : 2
-const only = new Set(opt("only", "s1,s2,s3,s4,s5").split(","))
+const only = new Set(opt("only", "s1,s2,s3,s4,s5,s6").split(","))
 const h2Requests = quick ? 20000 : 100000
 const sseStreams = quick ? 5 : 20
 const idleConns = 10000
@@ -623,6 +625,18 @@ const main = async () => {
   results.machine.busy_at_end = Math.round((await cpuBusy(1000)) * 1000) / 10
   results.elapsed_s = Math.round((Date.now() - started) / 1000)
   report(results, names)
+  // Scenario 6, streaming capacity, has its own source, targets and report (bench/s6.mjs).
+  if (only.has("s6")) {
+    const node = flag("node") ? NODE : null
+    await runS6({
+      quick,
+      targets: opt("targets", null),
+      levels: opt("s6-levels", null),
+      node,
+      keepTmp: flag("keep-tmp"),
+      log
+    })
+  }
 }
 
 /** Scenario 5: RSS idle, with 10,000 idle keep-alive connections, then (in a fresh process) with 1,000 WebSockets. */

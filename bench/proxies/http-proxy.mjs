@@ -3,8 +3,9 @@
 import http from "node:http"
 import httpProxy from "http-proxy"
 
-const [port, upstreamPort] = process.argv.slice(2).map(Number)
-const agent = new http.Agent({ keepAlive: true, maxSockets: 256 })
+// Optional third argument: the agent's socket limit (0: none). Scenario 6 holds up to 1,500 streams open at once.
+const [port, upstreamPort, maxSockets = 256] = process.argv.slice(2).map(Number)
+const agent = new http.Agent({ keepAlive: true, maxSockets: maxSockets || Number.POSITIVE_INFINITY })
 const proxy = httpProxy.createProxyServer({ target: `http://127.0.0.1:${upstreamPort}`, agent })
 
 proxy.on("proxyReq", (proxyReq) => {
