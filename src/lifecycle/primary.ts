@@ -9,7 +9,7 @@ import cluster, { type Worker } from "node:cluster"
 import { readFile, unlink, writeFile } from "node:fs/promises"
 import * as Effect from "effect/Effect"
 import type { ConfigSnapshot } from "../config/types.js"
-import { logger } from "../log.js"
+import { type Logger, plain } from "../log.js"
 import { proxyExecArgv } from "../v8flags.js"
 import { type PrimaryAdmin, startPrimaryAdmin } from "./adminPrimary.js"
 import { replayPendingSignals } from "./signals.js"
@@ -41,6 +41,14 @@ export const runPrimary = (
   /** The config as the workers read it, for the admin port the primary serves for all of them. */
   loadConfig?: () => Promise<ConfigSnapshot>
 ): Effect.Effect<void, { message: string }> =>
+  Effect.flatMap(plain, (logger) => primaryLoop(count, pidFile, loadConfig, logger))
+
+const primaryLoop = (
+  count: number,
+  pidFile: string | undefined,
+  loadConfig: (() => Promise<ConfigSnapshot>) | undefined,
+  logger: Logger
+) =>
   Effect.async<void, { message: string }>((resume) => {
     let admin: PrimaryAdmin | undefined
     const workers = new Set<Worker>()
@@ -131,7 +139,7 @@ export const runPrimary = (
 
     forkAll()
       .then(async () => {
-        if (loadConfig !== undefined) admin = await startPrimaryAdmin(loadConfig)
+        if (loadConfig !== undefined) admin = await startPrimaryAdmin(loadConfig, logger)
         started = true
         if (pidFile !== undefined) await writeFile(pidFile, `${process.pid}\n`)
         logger.log("info", "openproxy started", {

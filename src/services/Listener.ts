@@ -15,7 +15,7 @@ import * as Runtime from "effect/Runtime"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import type { ConfigSnapshot } from "../config/types.js"
 import { closeUnusedInherited, listenerKey, takeInherited } from "../lifecycle/handover.js"
-import { logger } from "../log.js"
+import { event, type Logger, plain } from "../log.js"
 import { handleRequest, type ProxyContext } from "../proxy/forward.js"
 import { KeyResolver } from "../proxy/keys.js"
 import {
@@ -105,7 +105,7 @@ export const makeProxyContext = Effect.gen(function* () {
     pools,
     keys: new KeyResolver(),
     health: health.reporter,
-    log: logger
+    log: yield* plain
   }
   return ctx
 })
@@ -142,7 +142,10 @@ export class ConnectionGate {
   open = 0
   private refused = 0
   private flush: NodeJS.Timeout | undefined
-  constructor(public max: number) {}
+  constructor(
+    public max: number,
+    private readonly log: Logger
+  ) {}
 
   /** Counts a new raw connection in, or closes it when the process is full. */
   readonly admit = (socket: net.Socket): boolean => {
@@ -168,7 +171,7 @@ export class ConnectionGate {
   }
 
   private report(): void {
-    logger.log("warn", "connections refused: max_connections reached", { max: this.max, refused: this.refused })
+    this.log.log("warn", "connections refused: max_connections reached", { max: this.max, refused: this.refused })
     this.refused = 0
   }
 
@@ -202,11 +205,12 @@ export const make = Effect.gen(function* () {
   const config = yield* Config
   const snapshot: ConfigSnapshot = yield* SubscriptionRef.get(config.current)
   const ctx = yield* makeProxyContext
+  const log = ctx.log
   const extra: ExtraHandlers = makeExtraHandlers(ctx)
   const fibers = yield* FiberSet.make<void, never>()
   const scope = yield* Effect.scope
   const supervise = (socket: net.Socket): void => superviseSocket(fibers, socket)
-  const gate = new ConnectionGate(snapshot.maxConnections)
+  const gate = new ConnectionGate(snapshot.maxConnections, log)
   yield* Effect.addFinalizer(() => Effect.sync(() => gate.dispose()))
 
   /** Listening ports by key; `retired` are ports a reload removed whose connections are still draining. */
@@ -224,7 +228,8 @@ export const make = Effect.gen(function* () {
           if (state.draining && res instanceof http.ServerResponse) res.shouldKeepAlive = false
           handleRequest(ctx, defaultPort, req, res, expectContinue)
         },
-        extra
+        extra,
+        log
       )
       let server: net.Server
       if (kind === "https") {
@@ -260,9 +265,9 @@ export const make = Effect.gen(function* () {
       }
       const actual = portOf(listening, port)
       // after a successful bind only: a bind failure is reported once, by the ListenError
-      listening.on("error", (err) => logger.log("error", "listener error", { kind, error: err.message }))
+      listening.on("error", (err) => log.log("error", "listener error", { kind, error: err.message }))
       const bound: BoundListener = { kind, address, port: actual }
-      logger.log("info", "listening", { kind, address, port: actual, ...(inherited ? { inherited: true } : {}) })
+      yield* event("info", "listening", { kind, address, port: actual, ...(inherited ? { inherited: true } : {}) })
       return { key, listening, server, protocols, bound, state } satisfies Port
     })
 
@@ -272,7 +277,7 @@ export const make = Effect.gen(function* () {
       retired.add(p)
       p.state.draining = true
       p.listening.close()
-      logger.log("info", "listener closed", { kind: p.bound.kind, address: p.bound.address, port: p.bound.port })
+      yield* event("info", "listener closed", { kind: p.bound.kind, address: p.bound.address, port: p.bound.port })
       const start = Date.now()
       const deadline = start + graceMs
       while (Date.now() < deadline) {
@@ -308,7 +313,7 @@ export const make = Effect.gen(function* () {
         yield* Effect.sleep("50 millis")
       }
       const left = yield* FiberSet.size(fibers)
-      if (left > 0) logger.log("warn", "grace period over, closing connections", { open: left })
+      if (left > 0) yield* event("warn", "grace period over, closing connections", { open: left })
       for (const p of all()) p.protocols.release()
     })
   )
