@@ -17,6 +17,7 @@ import * as Stream from "effect/Stream"
 import { loadConfig, summarize } from "./config/load.js"
 import * as Main from "./layers/Main.js"
 import { isUpgradeChild, receiveHandles, reportToParent, spawnUpgrade } from "./lifecycle/handover.js"
+import * as Inherited from "./lifecycle/Inherited.js"
 import { removePidFileIfOurs, reportWorkerReady, runPrimary } from "./lifecycle/primary.js"
 import { releaseTerminationGuard, replayPendingSignals } from "./lifecycle/signals.js"
 import { event, type Logger, layer as logLayer, plain } from "./log.js"
@@ -82,7 +83,10 @@ const UPGRADE_READY_TIMEOUT_MS = 30_000
 /** One proxy process (single-process mode, a cluster worker, or the new process of an upgrade). */
 const runProxy = (config: string, override: SnapshotOverride, pidFile: string | undefined) =>
   Effect.gen(function* () {
-    if (isUpgradeChild()) yield* Effect.promise(() => receiveHandles().catch(() => 0))
+    // An upgraded process serves on the listening sockets the old one passes on (none if they do not come).
+    const inherited = isUpgradeChild()
+      ? Inherited.layer(yield* Effect.promise(() => receiveHandles().catch(() => new Map())))
+      : Inherited.none
     yield* Effect.gen(function* () {
       const listener = yield* Listener
       const replaced = yield* Deferred.make<number>()
@@ -128,7 +132,7 @@ const runProxy = (config: string, override: SnapshotOverride, pidFile: string | 
       const log = yield* plain
       replayPendingSignals((signal) => log.log("info", "signal received while starting, applied now", { signal }))
       yield* Deferred.await(replaced)
-    }).pipe(Effect.provide(Main.cli(config, override)), Effect.scoped)
+    }).pipe(Effect.provide(Main.cli(config, override, inherited)), Effect.scoped)
   }).pipe(Effect.tapError((e) => Effect.sync(() => reportToParent({ ok: false, reason: e.message }))))
 
 /** Exit code of a process replaced after an uncaught exception (sysexits' EX_SOFTWARE). */
