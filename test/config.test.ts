@@ -69,7 +69,8 @@ describe("defaults", () => {
         connectMs: 10_000,
         tlsHandshakeMs: 10_000,
         responseHeaderMs: 600_000,
-        idleMs: 300_000
+        idleMs: 300_000,
+        firstTokenMs: 0
       })
       expect(c.workers).toBe(1)
       const p = c.providers[0]
@@ -138,7 +139,8 @@ describe("defaults", () => {
         connectMs: 2000,
         tlsHandshakeMs: 3000,
         responseHeaderMs: 4000,
-        idleMs: 5000
+        idleMs: 5000,
+        firstTokenMs: 0
       })
       expect(c.workers).toBe(4)
     })
@@ -573,7 +575,8 @@ describe("numbers and durations", () => {
         connectMs: 500,
         tlsHandshakeMs: 30_000,
         responseHeaderMs: 300_000,
-        idleMs: 3_600_000
+        idleMs: 3_600_000,
+        firstTokenMs: 0
       })
       const zero = yield* failure(`timeouts: {connect: 0}\n${openai()}`)
       expect(zero.message).toBe(`${FILE}: timeouts.connect: must be greater than 0`)

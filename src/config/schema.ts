@@ -2,14 +2,15 @@
 // its value schema, its default and what it is for. `Settings` is the part that goes into the snapshot as it is
 // (types.ts derives `ConfigSnapshot` from it); the listener fields and `providers` are assembled in load.ts.
 //
-// A new section is a struct and one line in `Settings`, e.g. for SPEC §11:
+// A new section is a struct and one line in `Settings`, like `Retry` (SPEC §11):
 //   export const Retry = Schema.Struct({
-//     attempts: withDefault("attempts", int(0, 10), 2, "Further upstreams tried after a connect failure."),
-//     backoffMs: withDefault("backoff", duration(false), 100, "Wait before each further attempt.")
+//     attempts: withDefault("attempts", int(0, 10), 2, "Extra attempts after the first, ..."),
+//     ...
 //   })
 //   retry: section("retry", Retry, "Retries and failover (§11)."),   // in Settings
 // and `c.retry.attempts` is then in every snapshot, typed, with its default.
 import { availableParallelism } from "node:os"
+import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import { bindAddress } from "./address.js"
 import { ClientKeyList } from "./clientKeys.js"
@@ -18,6 +19,14 @@ import { Bool, checkInt, duration, FilePath, int, no, ok, port, Secret, value } 
 
 /** `health_check.interval` when neither it nor the 2.x top-level `health_check_interval` is set. */
 export const DEFAULT_HEALTH_CHECK_INTERVAL_MS = 60_000
+
+/** A duration where 0, `off` or `false` means none (`timeouts.first_token`). */
+const OffOrDuration = value("duration or off", (u) => {
+  if (u === false || (typeof u === "string" && u.trim().toLowerCase() === "off")) return ok(0)
+  return Schema.decodeUnknownEither(duration(false))(u).pipe(
+    Either.mapLeft(() => 'must be a duration (like 30, "500ms", "30s") or off')
+  )
+})
 
 /** Health checks (SPEC §6); `health_check:` at the top level. */
 export const HealthCheck = Schema.Struct({
@@ -42,7 +51,27 @@ export const Timeouts = Schema.Struct({
   connectMs: withDefault("connect", duration(true), 10_000, "TCP connect to an upstream."),
   tlsHandshakeMs: withDefault("tls_handshake", duration(true), 10_000, "TLS handshake, client or upstream side."),
   responseHeaderMs: withDefault("response_header", duration(true), 600_000, "Upstream response head (LLMs are slow)."),
-  idleMs: withDefault("idle", duration(true), 300_000, "No byte in either direction on a body, stream or tunnel.")
+  idleMs: withDefault("idle", duration(true), 300_000, "No byte in either direction on a body, stream or tunnel."),
+  firstTokenMs: withDefault("first_token", OffOrDuration, 0, "A stream's first content event (§11); 0 or off: none.")
+})
+
+// ----- Retries and failover (SPEC §11) -----
+
+/** The statuses retried by default: rate limited, server errors and Anthropic's 529 overloaded. */
+export const DEFAULT_RETRY_ON_STATUS: ReadonlyArray<number> = [429, 500, 502, 503, 504, 529]
+
+/** `retry:` at the top level. Connect errors, TLS errors and resets before the head are always retried. */
+export const Retry = Schema.Struct({
+  attempts: withDefault(
+    "attempts",
+    int(0, 10),
+    2,
+    "Extra attempts after the first, before any byte reached the client."
+  ),
+  onStatus: withDefault("on_status", Schema.Array(int(100, 599)), DEFAULT_RETRY_ON_STATUS, "Retried statuses."),
+  maxBodyBytes: withDefault("max_body_bytes", int(0), 1_048_576, "Larger request bodies are streamed, never replayed."),
+  maxWaitMs: withDefault("max_wait", duration(false), 0, "Wait for a cooling identity when all of a route's are."),
+  maxCooldownMs: withDefault("max_cooldown", duration(false), 60_000, "Cap on a cool-down named by a provider.")
 })
 
 const HEADER_SIZE_MIN = 1024
@@ -120,6 +149,7 @@ export const Settings = Schema.Struct({
     256,
     "Concurrent streams per HTTP/2 session (§8)."
   ),
+  retry: section("retry", Retry, "Retries and failover (§11)."),
   httpMaxHeadersCount: withDefault(
     "http_max_headers_count",
     int(1, 65_535),

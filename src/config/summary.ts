@@ -29,6 +29,7 @@ const providerLine = (p: ProviderConfig): string =>
 export const summarize = (c: ConfigSnapshot): string => {
   const hc = c.healthCheck
   const t = c.timeouts
+  const r = c.retry
   const lines = [
     `config: ${c.source}`,
     "listeners:",
@@ -47,7 +48,10 @@ export const summarize = (c: ConfigSnapshot): string => {
     `health checks: ${hc.enabled ? "enabled" : "disabled"} (interval ${seconds(hc.intervalMs)}, timeout ${seconds(hc.timeoutMs)}, ` +
       `unhealthy after ${hc.unhealthyThreshold}, healthy after ${hc.healthyThreshold}, cooldown ${seconds(hc.cooldownMs)})`,
     `timeouts: client_header ${seconds(t.clientHeaderMs)}, connect ${seconds(t.connectMs)}, ` +
-      `tls_handshake ${seconds(t.tlsHandshakeMs)}, response_header ${seconds(t.responseHeaderMs)}, idle ${seconds(t.idleMs)}`,
+      `tls_handshake ${seconds(t.tlsHandshakeMs)}, response_header ${seconds(t.responseHeaderMs)}, idle ${seconds(t.idleMs)}, ` +
+      `first_token ${t.firstTokenMs === 0 ? "off" : seconds(t.firstTokenMs)}`,
+    `retry: attempts ${r.attempts} on ${r.onStatus.length === 0 ? "no status" : r.onStatus.join(",")}, ` +
+      `max_body_bytes ${r.maxBodyBytes}, max_wait ${seconds(r.maxWaitMs)}, max_cooldown ${seconds(r.maxCooldownMs)}`,
     `limits: http_max_header_size ${c.httpMaxHeaderSize} bytes, http_max_headers_count ${c.httpMaxHeadersCount}, ` +
       `max_request_body_size ${c.maxRequestBodySize} bytes`,
     `connections: max_connections ${c.maxConnections} per process, ` +

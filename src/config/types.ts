@@ -76,6 +76,9 @@ export type { ClientKey } from "./clientKeys.js"
 /** `timeouts:` (schema.ts). */
 export type Timeouts = SettingsFields["timeouts"]
 
+/** `retry:` (schema.ts, SPEC §11). */
+export type RetrySettings = SettingsFields["retry"]
+
 export interface TlsListenerConfig {
   readonly port: number
   readonly bindAddress: string

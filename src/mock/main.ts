@@ -1,7 +1,10 @@
 // CLI for the mock LLM provider (bundled to dist/mock.js): used by the README quick start,
 // the e2e suite and benchmarks. Prints one "listening" line, exits cleanly on SIGTERM/SIGINT.
+// `--fail '<json>'` (repeatable: a rule or a list, faults.ts) makes requests fail from the start; a key option
+// given more than once accepts each of its keys.
 import { readFileSync } from "node:fs"
 import { parseArgs } from "node:util"
+import { type FaultRule, parseFaultRules } from "./faults.js"
 import { DEFAULT_KEYS, startMockProvider } from "./server.js"
 
 const USAGE = `Usage: node dist/mock.js [options]
@@ -15,10 +18,13 @@ Options:
   --tls-cert FILE      PEM certificate: serve HTTPS (needs --tls-key)
   --tls-key FILE       PEM private key (needs --tls-cert)
   --http2              with TLS: HTTP/2 and HTTP/1.1 by ALPN; without: h2c (prior knowledge) only
-  --openai-key KEY     provider key the mock expects for OpenAI requests (default ${DEFAULT_KEYS.openai})
+  --openai-key KEY     provider key the mock expects for OpenAI requests (default ${DEFAULT_KEYS.openai});
+                       repeat it to accept several keys (likewise the two below)
   --anthropic-key KEY  provider key the mock expects for Anthropic requests (default ${DEFAULT_KEYS.anthropic})
   --gemini-key KEY     provider key the mock expects for Gemini requests (default ${DEFAULT_KEYS.gemini})
   --record             keep every request in memory (off by default, so memory stays flat under load)
+  --fail JSON          a fault rule or a list of them, active from the start (repeatable; docs/retries.md),
+                       e.g. '{"key":"sk-a","status":429,"retryAfter":2}'; counts at GET /__counts
   -h, --help           print this help and exit
 `
 
@@ -37,10 +43,11 @@ const parse = () => {
         "tls-cert": { type: "string" },
         "tls-key": { type: "string" },
         http2: { type: "boolean", default: false },
-        "openai-key": { type: "string" },
-        "anthropic-key": { type: "string" },
-        "gemini-key": { type: "string" },
+        "openai-key": { type: "string", multiple: true },
+        "anthropic-key": { type: "string", multiple: true },
+        "gemini-key": { type: "string", multiple: true },
         record: { type: "boolean", default: false },
+        fail: { type: "string", multiple: true },
         help: { type: "boolean", short: "h", default: false }
       },
       strict: true
@@ -62,10 +69,17 @@ const certFile = values["tls-cert"]
 const keyFile = values["tls-key"]
 if ((certFile === undefined) !== (keyFile === undefined)) fail("--tls-cert and --tls-key go together")
 
-const keys: { openai?: string; anthropic?: string; gemini?: string } = {}
+const keys: { openai?: Array<string>; anthropic?: Array<string>; gemini?: Array<string> } = {}
 if (values["openai-key"] !== undefined) keys.openai = values["openai-key"]
 if (values["anthropic-key"] !== undefined) keys.anthropic = values["anthropic-key"]
 if (values["gemini-key"] !== undefined) keys.gemini = values["gemini-key"]
+
+const faults: Array<FaultRule> = []
+for (const text of values.fail ?? []) {
+  const rules = parseFaultRules(text)
+  if (typeof rules === "string") fail(`--fail: ${rules}`)
+  else faults.push(...rules)
+}
 
 try {
   const mock = await startMockProvider({
@@ -74,6 +88,7 @@ try {
     http2: values.http2,
     keys,
     record: values.record,
+    faults,
     tls:
       certFile !== undefined && keyFile !== undefined
         ? { cert: readFileSync(certFile), key: readFileSync(keyFile) }

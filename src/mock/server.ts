@@ -7,6 +7,9 @@
 // events; on /v1/realtime, `x-mock-usage` (or `?mock_usage=`) makes `response.create` answer with a response
 // and its `response.done` usage; `mock_fragment=N` sends response.done in N-byte fragments and `mock_repeat=N`
 // makes the answer N times longer.
+// Failures on command (faults.ts, docs/retries.md): rules from `--fail`, `POST /__faults` or `fail()` make matching
+// requests answer 429/503/529 in the provider's shape, reset, stall after the head or cut mid-stream; requests are
+// counted per presented key (`GET /__counts`, `counts()`). Each family accepts one key or a list of keys.
 import { createHash } from "node:crypto"
 import http from "node:http"
 import http2 from "node:http2"
@@ -16,10 +19,20 @@ import { type Duplex, pipeline, type Readable, type Writable } from "node:stream
 import { brotliCompressSync, deflateSync, gzipSync } from "node:zlib"
 import { type RawData, type WebSocket, WebSocketServer } from "ws"
 import { deterministicStream } from "./bytes.js"
+import {
+  applyFault,
+  applyUpgradeFault,
+  type Counts,
+  type Family,
+  type FaultRule,
+  Faults,
+  parseFaultRules
+} from "./faults.js"
 import * as F from "./fixtures.js"
 import { type MockUsage, parseMockUsage } from "./usage.js"
 
 export { deterministicBytes, deterministicStream } from "./bytes.js"
+export type { Counts, FaultRule } from "./faults.js"
 
 export interface MockOptions {
   /** default 0 (ephemeral) */
@@ -30,8 +43,14 @@ export interface MockOptions {
   tls?: { cert: string | Buffer; key: string | Buffer }
   /** with tls: h2 and http/1.1 by ALPN; without: h2c prior knowledge only */
   http2?: boolean
-  /** expected provider keys (see DEFAULT_KEYS) */
-  keys?: { openai?: string; anthropic?: string; gemini?: string }
+  /** expected provider keys (see DEFAULT_KEYS); a list accepts each of its keys */
+  keys?: {
+    openai?: string | ReadonlyArray<string>
+    anthropic?: string | ReadonlyArray<string>
+    gemini?: string | ReadonlyArray<string>
+  }
+  /** fault rules active from the start (faults.ts) */
+  faults?: ReadonlyArray<FaultRule>
   /** record requests in `received` (default true; the CLI turns it off to keep memory flat in benchmarks) */
   record?: boolean
 }
@@ -58,7 +77,13 @@ export interface MockProvider {
   received: RecordedRequest[]
   /** lets a gated /__sse continue (a release with no waiter is kept for the next one) */
   release(gate: string): void
-  /** clears `received` (and pending releases) */
+  /** adds fault rules (faults.ts): matching requests fail as the rule says */
+  fail(rules: FaultRule | ReadonlyArray<FaultRule>): void
+  /** removes every fault rule */
+  clearFaults(): void
+  /** provider API requests and WebSocket handshakes received, in total and per presented key */
+  counts(): Counts
+  /** clears `received`, pending releases, fault rules and counts */
   reset(): void
   /** closes the server and every open connection, session and WebSocket */
   close(): Promise<void>
@@ -296,8 +321,16 @@ const embeddingCount = (input: unknown): number => {
 
 // ---------- the server ----------
 
+const keySet = (k: string | ReadonlyArray<string>): ReadonlySet<string> => new Set(typeof k === "string" ? [k] : k)
+
 export const startMockProvider = (opts: MockOptions = {}): Promise<MockProvider> => {
-  const keys = { ...DEFAULT_KEYS, ...opts.keys }
+  const keys = {
+    openai: keySet(opts.keys?.openai ?? DEFAULT_KEYS.openai),
+    anthropic: keySet(opts.keys?.anthropic ?? DEFAULT_KEYS.anthropic),
+    gemini: keySet(opts.keys?.gemini ?? DEFAULT_KEYS.gemini)
+  }
+  const faults = new Faults()
+  if (opts.faults !== undefined) faults.add(opts.faults)
   const host = opts.host ?? "127.0.0.1"
   const record = opts.record !== false
   const received: RecordedRequest[] = []
@@ -351,28 +384,39 @@ export const startMockProvider = (opts: MockOptions = {}): Promise<MockProvider>
 
   // ----- auth -----
 
+  const accepts = (set: ReadonlySet<string>, key: string | undefined): boolean => key !== undefined && set.has(key)
+
   const authOpenAI = (raw: string[]): string | undefined => {
     const values = headerValues(raw, "authorization")
-    return values.length === 1 && bearer(values[0]) === keys.openai ? "authorization" : undefined
+    return values.length === 1 && accepts(keys.openai, bearer(values[0])) ? "authorization" : undefined
   }
 
   const authAnthropic = (raw: string[]): string | undefined => {
     const x = headerValues(raw, "x-api-key")
     const a = headerValues(raw, "authorization")
     if (x.length + a.length !== 1) return undefined
-    if (x.length === 1) return x[0] === keys.anthropic ? "x-api-key" : undefined
-    return bearer(a[0]) === keys.anthropic ? "authorization" : undefined
+    if (x.length === 1) return accepts(keys.anthropic, x[0]) ? "x-api-key" : undefined
+    return accepts(keys.anthropic, bearer(a[0])) ? "authorization" : undefined
   }
 
   const authGemini = (raw: string[], q: URLSearchParams): string | undefined => {
     const x = headerValues(raw, "x-goog-api-key")
     const k = q.getAll("key")
     if (x.length + k.length !== 1) return undefined
-    if (x.length === 1) return x[0] === keys.gemini ? "x-goog-api-key" : undefined
-    return k[0] === keys.gemini ? "query" : undefined
+    if (x.length === 1) return accepts(keys.gemini, x[0]) ? "x-goog-api-key" : undefined
+    return accepts(keys.gemini, k[0]) ? "query" : undefined
   }
 
-  type Family = "openai" | "anthropic" | "gemini"
+  /** The provider key a request presents as `family` reads it (first found), valid or not; for counts and faults. */
+  const presentedKey = (family: Family, raw: string[], q: URLSearchParams): string | undefined => {
+    if (family === "gemini") return headerValues(raw, "x-goog-api-key")[0] ?? q.get("key") ?? undefined
+    if (family === "anthropic") {
+      const x = headerValues(raw, "x-api-key")[0]
+      if (x !== undefined) return x
+    }
+    const a = headerValues(raw, "authorization")[0]
+    return a === undefined ? undefined : bearer(a)
+  }
 
   /** For paths several APIs share (/v1/models): guess the family from the credential headers. */
   const familyOf = (raw: string[], q: URLSearchParams): Family => {
@@ -388,6 +432,8 @@ export const startMockProvider = (opts: MockOptions = {}): Promise<MockProvider>
     q: URLSearchParams,
     rec: RecordedRequest | undefined
   ): boolean => {
+    const key = presentedKey(family, req.rawHeaders, q)
+    faults.count(key)
     const how =
       family === "openai"
         ? authOpenAI(req.rawHeaders)
@@ -396,7 +442,8 @@ export const startMockProvider = (opts: MockOptions = {}): Promise<MockProvider>
           : authGemini(req.rawHeaders, q)
     if (how !== undefined) {
       if (rec) rec.auth = how
-      return true
+      const fault = faults.take(req.url ?? "/", key)
+      return fault === undefined || !applyFault(fault, family, req, res)
     }
     req.resume()
     if (family === "openai") sendJson(res, 401, F.openaiAuthError)
@@ -698,8 +745,41 @@ export const startMockProvider = (opts: MockOptions = {}): Promise<MockProvider>
 
   // ----- request dispatch -----
 
+  /** `/__faults` (GET lists, POST adds a rule or a list, DELETE clears) and `/__counts` (GET, DELETE resets). */
+  const control = (req: In, res: Out, path: string): void => {
+    const reply = (body: unknown): void => sendJson(res, 200, Buffer.from(JSON.stringify(body)))
+    if (path === "/__counts") {
+      req.resume()
+      if (req.method === "DELETE") faults.resetCounts()
+      else if (req.method !== "GET") return methodNotAllowed(req, res)
+      return reply(faults.counts())
+    }
+    if (req.method === "GET") {
+      req.resume()
+      return reply({ faults: faults.list() })
+    }
+    if (req.method === "DELETE") {
+      req.resume()
+      faults.clear()
+      return reply({ faults: [] })
+    }
+    if (req.method !== "POST") return methodNotAllowed(req, res)
+    readBody(req, (body) => {
+      const rules = parseFaultRules(body.toString("utf8"))
+      if (typeof rules === "string") return badRequest(res, rules)
+      faults.add(rules)
+      reply({ faults: faults.list() })
+    })
+  }
+
   const onRequest = (req: In, res: Out): void => {
     const url = req.url ?? "/"
+    if (url === "/__faults" || url === "/__counts") {
+      req.on("error", noop)
+      res.on("error", noop)
+      control(req, res, url)
+      return
+    }
     const rec = recordRequest(req, url)
     if (rec !== undefined) {
       // Hash while the handler consumes the body (a second 'data' listener, attached in the same tick).
@@ -913,6 +993,15 @@ export const startMockProvider = (opts: MockOptions = {}): Promise<MockProvider>
     const qi = url.indexOf("?")
     const path = qi < 0 ? url : url.slice(0, qi)
     const q = queryParams(qi < 0 ? "" : url.slice(qi + 1))
+    if (path === "/ws" || path === "/v1/realtime") {
+      // Counted and failed on command like the HTTP APIs (the realtime key is read from either of its places).
+      const offered = (req.headers["sec-websocket-protocol"] ?? "").split(",").map((s) => s.trim())
+      const sub = offered.find((p) => p.startsWith("openai-insecure-api-key."))
+      const key = path === "/ws" ? undefined : (presentedKey("openai", req.rawHeaders, q) ?? sub?.slice(24))
+      faults.count(key)
+      const fault = faults.take(path, key)
+      if (fault !== undefined && applyUpgradeFault(fault, path === "/ws" ? undefined : "openai", socket)) return
+    }
     if (path === "/ws") {
       const refuse = intParam(q, "refuse", 0)
       if (refuse >= 200 && refuse <= 599) {
@@ -930,7 +1019,7 @@ export const startMockProvider = (opts: MockOptions = {}): Promise<MockProvider>
         const keyed = offered.filter((p) => p.startsWith(prefix))
         if (
           keyed.length === 1 &&
-          keyed[0].slice(prefix.length) === keys.openai &&
+          keys.openai.has(keyed[0].slice(prefix.length)) &&
           headerValues(req.rawHeaders, "authorization").length === 0
         ) {
           how = "subprotocol"
@@ -1025,9 +1114,14 @@ export const startMockProvider = (opts: MockOptions = {}): Promise<MockProvider>
         url: `${scheme}://${hostPart}:${port}`,
         received,
         release,
+        fail: (rules) => faults.add(Array.isArray(rules) ? rules : [rules as FaultRule]),
+        clearFaults: () => faults.clear(),
+        counts: () => faults.counts(),
         reset: () => {
           received.length = 0
           pendingReleases.clear()
+          faults.clear()
+          faults.resetCounts()
         },
         close
       })

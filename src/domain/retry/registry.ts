@@ -1,0 +1,74 @@
+// Which upstream identities (a provider key) are cooling down after a rate limit (SPEC §11), so selection skips
+// them like unhealthy ones. Keyed by a stable identity id (`identityId`: the provider id health uses, which is
+// stable across reloads while the provider is unchanged, plus the key's index), so one registry kept for the life
+// of the process carries a cool-down across a reload for an unchanged identity and lets a removed one expire.
+// Per process: each worker learns a key's limit from its own 429 (documented in docs/retries.md).
+// A check is one Map lookup and no allocation; expired entries are dropped when met and swept as the map grows.
+
+/** The id of a provider's key `keyIndex` (0 for a provider without keys). */
+export const identityId = (providerId: string, keyIndex: number): string => `${providerId}#${keyIndex}`
+
+/** Swept for expired entries whenever it grows past this (a config has far fewer identities). */
+const SWEEP_AT = 1024
+
+export class CooldownRegistry {
+  private readonly until = new Map<string, number>()
+  private sweepAt = SWEEP_AT
+
+  /** Cools `id` down until `untilMs` (epoch ms); an existing later cool-down is kept. */
+  cool(id: string, untilMs: number, nowMs: number = Date.now()): void {
+    const prev = this.until.get(id)
+    if (prev !== undefined && prev >= untilMs) return
+    this.until.set(id, untilMs)
+    if (this.until.size >= this.sweepAt) this.sweep(nowMs)
+  }
+
+  /** True while `id` is cooling down at `nowMs`. */
+  isCooling(id: string, nowMs: number): boolean {
+    const t = this.until.get(id)
+    if (t === undefined) return false
+    if (t > nowMs) return true
+    this.until.delete(id)
+    return false
+  }
+
+  /** Milliseconds until `id` is free (0 when it is). */
+  remainingMs(id: string, nowMs: number): number {
+    const t = this.until.get(id)
+    return t === undefined || t <= nowMs ? 0 : t - nowMs
+  }
+
+  /** Milliseconds until the first of `ids` is free: 0 when one is free now (or `ids` is empty). */
+  earliest(ids: Iterable<string>, nowMs: number): number {
+    let min = Number.POSITIVE_INFINITY
+    for (const id of ids) {
+      const r = this.remainingMs(id, nowMs)
+      if (r === 0) return 0
+      if (r < min) min = r
+    }
+    return min === Number.POSITIVE_INFINITY ? 0 : min
+  }
+
+  /** Ends a cool-down early (a key that answered again). */
+  clear(id: string): void {
+    this.until.delete(id)
+  }
+
+  /** Identities cooling down at `nowMs` and the ms each has left (admin `/keys`, tests). */
+  cooling(nowMs: number): Array<[string, number]> {
+    const out: Array<[string, number]> = []
+    for (const [id, t] of this.until) if (t > nowMs) out.push([id, t - nowMs])
+    return out
+  }
+
+  /** Entries held, expired ones included until met or swept. */
+  get size(): number {
+    return this.until.size
+  }
+
+  /** Drops expired entries. */
+  sweep(nowMs: number): void {
+    for (const [id, t] of this.until) if (t <= nowMs) this.until.delete(id)
+    this.sweepAt = Math.max(SWEEP_AT, this.until.size * 2)
+  }
+}
