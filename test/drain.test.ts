@@ -23,7 +23,7 @@ describe("drainConnections (TestClock)", () => {
     () =>
       Effect.gen(function* () {
         const fibers = yield* FiberSet.make<void, never>()
-      yield* FiberSet.run(fibers, Effect.never)
+        yield* FiberSet.run(fibers, Effect.never)
         const port = countingPort()
         const drain = yield* Effect.fork(Effect.uninterruptible(drainConnections(fibers, () => [port], 10_000, 0)))
         expect(keepAliveGraceMs(10_000)).toBe(1_000)
@@ -36,9 +36,9 @@ describe("drainConnections (TestClock)", () => {
         yield* TestClock.adjust("8899 millis")
         expect(yield* done(drain)).toBe(false)
         yield* TestClock.adjust("1 millis")
-      expect(yield* Fiber.join(drain)).toBe(1)
+        expect(yield* Fiber.join(drain)).toBe(1)
         // The closer stops with the drain.
-      const after = port.closed
+        const after = port.closed
         yield* TestClock.adjust("1 second")
         expect(port.closed).toBe(after)
       })
