@@ -13,6 +13,7 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
 import * as Stream from "effect/Stream"
 import { loadConfig, summarize } from "./config/load.js"
 import * as Main from "./layers/Main.js"
@@ -108,13 +109,15 @@ const runProxy = (config: string, override: SnapshotOverride, pidFile: string | 
       })
       reportToParent({ ok: true })
       reportWorkerReady()
+      // The safety net runs from a Node callback: with this fiber's runtime, so its lines go through our logger.
+      const runFork = Runtime.runFork(yield* Effect.runtime<never>())
       whenBroken = cluster.isWorker
         ? {
             // A worker drains and exits non-zero: the primary starts another in its place.
             action: "draining this worker, it exits 70",
             run: () => {
               process.exitCode = EXIT_SOFTWARE
-              Effect.runFork(Deferred.succeed(replaced, 0))
+              runFork(Deferred.succeed(replaced, 0))
             }
           }
         : {
@@ -122,7 +125,7 @@ const runProxy = (config: string, override: SnapshotOverride, pidFile: string | 
             // the next error tries again.
             action: "replacing this process (upgrade)",
             run: () =>
-              Effect.runFork(
+              runFork(
                 Effect.zipRight(upgrade, Deferred.isDone(replaced)).pipe(
                   Effect.tap((done) => Effect.sync(() => (replacing = done)))
                 )
