@@ -3,6 +3,8 @@
 export { ConfigError, loadConfig, parseConfig, summarize } from "./config/load.js"
 export type * from "./config/types.js"
 export * as MainLayer from "./layers/Main.js"
+export * as Inherited from "./lifecycle/Inherited.js"
+export * as Log from "./log.js"
 export { type Identity, type RouteResult, Router } from "./proxy/router.js"
 export * as Config from "./services/Config.js"
 export * as ConnectionPool from "./services/ConnectionPool.js"

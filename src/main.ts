@@ -13,13 +13,15 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
 import * as Stream from "effect/Stream"
 import { loadConfig, summarize } from "./config/load.js"
 import * as Main from "./layers/Main.js"
 import { isUpgradeChild, receiveHandles, reportToParent, spawnUpgrade } from "./lifecycle/handover.js"
+import * as Inherited from "./lifecycle/Inherited.js"
 import { removePidFileIfOurs, reportWorkerReady, runPrimary } from "./lifecycle/primary.js"
 import { releaseTerminationGuard, replayPendingSignals } from "./lifecycle/signals.js"
-import { logger, makeLogger, setLogger } from "./log.js"
+import { event, type Logger, layer as logLayer, plain } from "./log.js"
 import type { SnapshotOverride } from "./services/Config.js"
 import { Listener } from "./services/Listener.js"
 import { signals } from "./services/Reloader.js"
@@ -54,16 +56,17 @@ const upgradeOnSignal = (replaced: Deferred.Deferred<number>) =>
       // A worker of a cluster leaves upgrades to the primary (which replaces its workers).
       if (busy || cluster.isWorker) return Effect.void
       busy = true
-      logger.log("info", "upgrade: starting the new process", { pid: process.pid })
-      return Effect.tryPromise(() => spawnUpgrade(listener.servers(), UPGRADE_READY_TIMEOUT_MS)).pipe(
-        Effect.flatMap((pid) => {
-          logger.log("info", "upgrade: new process ready, draining", { old_pid: process.pid, new_pid: pid })
-          return Deferred.succeed(replaced, pid)
-        }),
+      return event("info", "upgrade: starting the new process", { pid: process.pid }).pipe(
+        Effect.zipRight(Effect.tryPromise(() => spawnUpgrade(listener.servers(), UPGRADE_READY_TIMEOUT_MS))),
+        Effect.flatMap((pid) =>
+          event("info", "upgrade: new process ready, draining", { old_pid: process.pid, new_pid: pid }).pipe(
+            Effect.zipRight(Deferred.succeed(replaced, pid))
+          )
+        ),
         Effect.catchAll((e) =>
-          Effect.sync(() => {
+          Effect.suspend(() => {
             busy = false
-            logger.log("error", "upgrade failed, keeping this process", { error: String(e.error) })
+            return event("error", "upgrade failed, keeping this process", { error: String(e.error) })
           })
         )
       )
@@ -81,7 +84,10 @@ const UPGRADE_READY_TIMEOUT_MS = 30_000
 /** One proxy process (single-process mode, a cluster worker, or the new process of an upgrade). */
 const runProxy = (config: string, override: SnapshotOverride, pidFile: string | undefined) =>
   Effect.gen(function* () {
-    if (isUpgradeChild()) yield* Effect.promise(() => receiveHandles().catch(() => 0))
+    // An upgraded process serves on the listening sockets the old one passes on (none if they do not come).
+    const inherited = isUpgradeChild()
+      ? Inherited.layer(yield* Effect.promise(() => receiveHandles().catch(() => new Map())))
+      : Inherited.none
     yield* Effect.gen(function* () {
       const listener = yield* Listener
       const replaced = yield* Deferred.make<number>()
@@ -94,7 +100,7 @@ const runProxy = (config: string, override: SnapshotOverride, pidFile: string | 
           () => Effect.promise(() => removePidFileIfOurs(file))
         )
       }
-      logger.log("info", cluster.isWorker ? "worker started" : "openproxy started", {
+      yield* event("info", cluster.isWorker ? "worker started" : "openproxy started", {
         pid: process.pid,
         listeners: listener.bound.map((b) => `${b.kind}://${b.address}:${b.port}`).join(","),
         // Which Node and V8 settings this process runs with (the command line's and those set at start-up).
@@ -103,13 +109,15 @@ const runProxy = (config: string, override: SnapshotOverride, pidFile: string | 
       })
       reportToParent({ ok: true })
       reportWorkerReady()
+      // The safety net runs from a Node callback: with this fiber's runtime, so its lines go through our logger.
+      const runFork = Runtime.runFork(yield* Effect.runtime<never>())
       whenBroken = cluster.isWorker
         ? {
             // A worker drains and exits non-zero: the primary starts another in its place.
             action: "draining this worker, it exits 70",
             run: () => {
               process.exitCode = EXIT_SOFTWARE
-              Effect.runFork(Deferred.succeed(replaced, 0))
+              runFork(Deferred.succeed(replaced, 0))
             }
           }
         : {
@@ -117,16 +125,17 @@ const runProxy = (config: string, override: SnapshotOverride, pidFile: string | 
             // the next error tries again.
             action: "replacing this process (upgrade)",
             run: () =>
-              Effect.runFork(
+              runFork(
                 Effect.zipRight(upgrade, Deferred.isDone(replaced)).pipe(
                   Effect.tap((done) => Effect.sync(() => (replacing = done)))
                 )
               )
           }
       // Signals received while starting apply now (a SIGHUP reloads, a SIGUSR2 upgrades).
-      replayPendingSignals((signal) => logger.log("info", "signal received while starting, applied now", { signal }))
+      const log = yield* plain
+      replayPendingSignals((signal) => log.log("info", "signal received while starting, applied now", { signal }))
       yield* Deferred.await(replaced)
-    }).pipe(Effect.provide(Main.cli(config, override)), Effect.scoped)
+    }).pipe(Effect.provide(Main.cli(config, override, inherited)), Effect.scoped)
   }).pipe(Effect.tapError((e) => Effect.sync(() => reportToParent({ ok: false, reason: e.message }))))
 
 /** Exit code of a process replaced after an uncaught exception (sysexits' EX_SOFTWARE). */
@@ -143,7 +152,7 @@ let replacing = false
  * SIGUSR2 (a new process on the same sockets, then this one drains), a cluster worker drains and exits 70 and the
  * primary starts another. During start-up it exits 70 at once. No known path reaches it.
  */
-const installSafetyNet = (): void => {
+const installSafetyNet = (logger: Logger): void => {
   const report = (kind: string) => (err: unknown) => {
     const e = err instanceof Error ? err : new Error(String(err))
     const broken = whenBroken
@@ -168,8 +177,7 @@ const start = Command.make(
   },
   ({ config, pidFile, enableHealthCheck, logFormat }) =>
     Effect.gen(function* () {
-      setLogger(makeLogger(logFormat))
-      installSafetyNet()
+      installSafetyNet(yield* plain)
       const override: SnapshotOverride = (c) =>
         enableHealthCheck ? { ...c, healthCheck: { ...c.healthCheck, enabled: true } } : c
       const pid = Option.getOrUndefined(pidFile)
@@ -186,7 +194,9 @@ const start = Command.make(
       yield* runProxy(config, override, pid)
     }).pipe(
       Effect.catchTags({ ConfigError: failWithLine, ListenError: failWithLine, AdminListenError: failWithLine }),
-      Effect.catchAll(failWithLine)
+      Effect.catchAll(failWithLine),
+      // Every line of this process, in the chosen format on stderr.
+      Effect.provide(logLayer(logFormat))
     )
 )
 

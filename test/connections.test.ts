@@ -21,7 +21,7 @@ import * as Reloader from "../src/services/Reloader.js"
 import { makeTestCerts } from "./support/certs.js"
 import { type CountingUpstream, startCountingUpstream } from "./support/countingUpstream.js"
 import { h1, h2req } from "./support/http.js"
-import { logLines, tempDir } from "./support/proxy.js"
+import { captureLog, logLines, tempDir } from "./support/proxy.js"
 
 let up: CountingUpstream
 let dir: string
@@ -48,7 +48,7 @@ const start = async (yaml: string): Promise<Running> => {
   const file = path.join(dir, `c-${Date.now()}-${Math.random().toString(36).slice(2)}.yml`)
   await writeFile(file, yaml)
   const scope = Effect.runSync(Scope.make())
-  const layer = Reloader.layer.pipe(Layer.provideMerge(Main.fromFile(file)))
+  const layer = Reloader.layer.pipe(Layer.provideMerge(Main.fromFile(file)), Layer.provide(captureLog))
   const ctx = await Effect.runPromise(Layer.buildWithScope(layer, scope))
   const listener = Context.get(ctx, Listener)
   const reloader = Context.get(ctx, Reloader.Reloader)

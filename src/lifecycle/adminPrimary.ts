@@ -8,7 +8,7 @@ import type * as http from "node:http"
 import * as Effect from "effect/Effect"
 import { AggregatorRegistry } from "prom-client"
 import type { AdminConfig, ConfigSnapshot } from "../config/types.js"
-import { logger } from "../log.js"
+import type { Logger } from "../log.js"
 import { type AdminSource, adminHandler, type ProviderView } from "../observability/adminHttp.js"
 import { keyViews } from "../observability/adminState.js"
 import { listenAdmin } from "../services/Admin.js"
@@ -69,7 +69,7 @@ export interface PrimaryAdmin {
  * Starts the cluster's admin port from `load()` (the config as the workers read it); rejects when the first bind
  * fails. Re-reads on SIGHUP; a failed reload or bind is logged and changes nothing.
  */
-export const startPrimaryAdmin = async (load: () => Promise<ConfigSnapshot>): Promise<PrimaryAdmin> => {
+export const startPrimaryAdmin = async (load: () => Promise<ConfigSnapshot>, logger: Logger): Promise<PrimaryAdmin> => {
   let snapshot = await load()
   const aggregator = new AggregatorRegistry()
   let asked = 0
@@ -95,7 +95,7 @@ export const startPrimaryAdmin = async (load: () => Promise<ConfigSnapshot>): Pr
     current = undefined
   }
   const bind = async (a: AdminConfig) => {
-    const server = await Effect.runPromise(listenAdmin(a, handler))
+    const server = await Effect.runPromise(listenAdmin(a, handler, logger))
     close()
     current = { config: a, server }
     const info = server.address()

@@ -7,6 +7,7 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import type * as net from "node:net"
 import { proxyExecArgv } from "../v8flags.js"
+import { type InheritedServer, inherit } from "./Inherited.js"
 
 /** Set in the environment of the process started by an upgrade. */
 export const UPGRADE_ENV = "OPENPROXY_UPGRADE"
@@ -21,62 +22,16 @@ type Message =
 const isMessage = (m: unknown): m is Message =>
   typeof m === "object" && m !== null && typeof (m as { type?: unknown }).type === "string"
 
-/**
- * A listening server received from the previous process. Node has it listening (and accepting) as soon as it
- * arrives, before this process has built its listeners: connections accepted meanwhile wait in `queue` until a
- * listener adopts the server (they would hang forever otherwise).
- */
-export interface InheritedServer {
-  readonly server: net.Server
-  /** Routes every connection, queued ones first, to `onConnection`. */
-  readonly adopt: (onConnection: (socket: net.Socket) => void) => void
-}
-
-/** Listening handles received from the previous process, by listener key (`kind|address|port`). */
-const inherited = new Map<string, InheritedServer>()
-
-const inherit = (server: net.Server): InheritedServer => {
-  const queue: Array<net.Socket> = []
-  let handler: ((socket: net.Socket) => void) | undefined
-  server.on("connection", (socket: net.Socket) => {
-    if (handler !== undefined) handler(socket)
-    else queue.push(socket)
-  })
-  return {
-    server,
-    adopt: (onConnection) => {
-      handler = onConnection
-      for (const socket of queue.splice(0)) onConnection(socket)
-    }
-  }
-}
-
-/** The key a listening port is known by across processes: the configured kind, address and port. */
-export const listenerKey = (kind: "http" | "https", address: string, port: number): string =>
-  `${kind}|${address}|${port}`
-
-/** Takes the inherited handle for a listener key, if the previous process passed one. */
-export const takeInherited = (key: string): InheritedServer | undefined => {
-  const h = inherited.get(key)
-  inherited.delete(key)
-  return h
-}
-
-/** Closes inherited handles the new config no longer listens on. */
-export const closeUnusedInherited = (): void => {
-  for (const h of inherited.values()) {
-    h.server.close()
-    h.adopt((socket) => socket.destroy())
-  }
-  inherited.clear()
-}
-
 /** True in a process started by an upgrade (it has an IPC channel to the old process). */
 export const isUpgradeChild = (): boolean => process.env[UPGRADE_ENV] === "1" && typeof process.send === "function"
 
-/** In the new process: asks for the listening handles and waits for them (bounded). */
-export const receiveHandles = (timeoutMs = 10_000): Promise<number> =>
+/**
+ * In the new process: asks for the listening handles and waits for them (bounded); resolves with them by listener
+ * key, for the `Inherited` layer.
+ */
+export const receiveHandles = (timeoutMs = 10_000): Promise<ReadonlyMap<string, InheritedServer>> =>
   new Promise((resolve, reject) => {
+    const inherited = new Map<string, InheritedServer>()
     const timer = setTimeout(() => {
       process.removeListener("message", onMessage)
       reject(new Error("no listening handles from the previous process"))
@@ -87,7 +42,7 @@ export const receiveHandles = (timeoutMs = 10_000): Promise<number> =>
       if (m.type === "openproxy:handles-done") {
         clearTimeout(timer)
         process.removeListener("message", onMessage)
-        resolve(inherited.size)
+        resolve(inherited)
       }
     }
     process.on("message", onMessage)

@@ -13,7 +13,7 @@ import type * as net from "node:net"
 import type * as tls from "node:tls"
 import * as Redacted from "effect/Redacted"
 import type { ConfigSnapshot, TlsListenerConfig } from "../config/types.js"
-import { logger } from "../log.js"
+import type { Logger } from "../log.js"
 import { type ClientResponse, sendError } from "./respond.js"
 
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
@@ -141,7 +141,8 @@ const setBySymbol = (target: object, description: string, f: (current: unknown) 
 export const makeProtocolServers = (
   c: ConfigSnapshot,
   onRequest: RequestHandler,
-  extra: ExtraHandlers
+  extra: ExtraHandlers,
+  logger: Logger
 ): ProtocolServers => {
   let limits = limitsOf(c)
 

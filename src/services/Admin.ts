@@ -16,7 +16,7 @@ import * as SubscriptionRef from "effect/SubscriptionRef"
 import type { AdminConfig } from "../config/types.js"
 import { serveWorkerAdmin } from "../lifecycle/adminWorker.js"
 import { isUpgradeChild } from "../lifecycle/handover.js"
-import { logger } from "../log.js"
+import { event, type Logger, plain } from "../log.js"
 import { type AdminSource, adminHandler } from "../observability/adminHttp.js"
 import { keyViews, providerViews, readiness } from "../observability/adminState.js"
 import { Config } from "./Config.js"
@@ -48,7 +48,8 @@ export class Admin extends Context.Tag("openproxy/Admin")<Admin, AdminService>()
 /** Binds an admin server; resolves with it listening, or fails with the reason. */
 export const listenAdmin = (
   a: AdminConfig,
-  handler: http.RequestListener
+  handler: http.RequestListener,
+  log: Logger
 ): Effect.Effect<http.Server, AdminListenError> =>
   Effect.async((resume) => {
     const server = http.createServer({ requestTimeout: 10_000, headersTimeout: 10_000 }, handler)
@@ -59,7 +60,7 @@ export const listenAdmin = (
     server.once("error", onError)
     server.listen({ port: a.port, host: a.bindAddress }, () => {
       server.removeListener("error", onError)
-      server.on("error", (e) => logger.log("error", "admin listener error", { error: e.message }))
+      server.on("error", (e) => log.log("error", "admin listener error", { error: e.message }))
       resume(Effect.succeed(server))
     })
   })
@@ -80,6 +81,7 @@ export const make = Effect.gen(function* () {
   const registry = yield* ProviderRegistry
   const { pools } = yield* ConnectionPool
   let snapshot = yield* SubscriptionRef.get(config.current)
+  const log = yield* plain
 
   metrics.setSources({
     openConnections: () => Effect.runSync(listener.connections),
@@ -111,14 +113,12 @@ export const make = Effect.gen(function* () {
   yield* Effect.addFinalizer(() => Effect.sync(() => current && close(current.server)))
 
   const bind = (a: AdminConfig) =>
-    listenAdmin(a, handler).pipe(
-      Effect.tap((server) =>
-        Effect.sync(() => {
-          if (current !== undefined) close(current.server)
-          current = { config: a, server }
-          logger.log("info", "admin listening", addressOf(server, a))
-        })
-      )
+    listenAdmin(a, handler, log).pipe(
+      Effect.tap((server) => {
+        if (current !== undefined) close(current.server)
+        current = { config: a, server }
+        return event("info", "admin listening", addressOf(server, a))
+      })
     )
 
   if (snapshot.admin !== undefined) {
@@ -127,9 +127,7 @@ export const make = Effect.gen(function* () {
       // The old process holds the port until it starts draining: keep trying for a while.
       yield* bind(first).pipe(
         Effect.retry({ times: 150, schedule: Schedule.spaced("200 millis") }),
-        Effect.catchAll((e) =>
-          Effect.sync(() => logger.log("error", "admin listener not bound", { error: e.message }))
-        ),
+        Effect.catchAll((e) => event("error", "admin listener not bound", { error: e.message })),
         Effect.forkScoped
       )
     } else {
@@ -147,16 +145,14 @@ export const make = Effect.gen(function* () {
         if (after === undefined) {
           if (current !== undefined) {
             close(current.server)
-            logger.log("info", "admin listener closed", addressOf(current.server, current.config))
+            yield* event("info", "admin listener closed", addressOf(current.server, current.config))
             current = undefined
           }
           return
         }
         yield* bind(after).pipe(
           Effect.catchAll((e) =>
-            Effect.sync(() =>
-              logger.log("error", "admin listener not changed, keeping the old one", { error: e.message })
-            )
+            event("error", "admin listener not changed, keeping the old one", { error: e.message })
           )
         )
       })

@@ -11,11 +11,9 @@ export interface ConfigService {
   /** The file the snapshot was read from; undefined for a snapshot given directly (tests, embedding apps). */
   readonly file: string | undefined
   readonly current: SubscriptionRef.SubscriptionRef<ConfigSnapshot>
-  /** Re-reads the file; a valid snapshot replaces the live one, an invalid one fails and changes nothing. */
-  readonly reload: Effect.Effect<ConfigSnapshot, ConfigError>
   /**
-   * Re-reads and validates the file without swapping it in: the reloader binds new listeners first and sets the
-   * snapshot only when they bound (SPEC §7).
+   * Re-reads and validates the file without swapping it in. Reloading is the Reloader's (services/Reloader.ts): it
+   * binds new listeners first and sets the snapshot only when they bound (SPEC §7); nothing else swaps it.
    */
   readonly load: Effect.Effect<ConfigSnapshot, ConfigError>
 }
@@ -29,8 +27,7 @@ export const make = (file: string, override: SnapshotOverride = (c) => c): Effec
   Effect.gen(function* () {
     const current = yield* SubscriptionRef.make(override(yield* loadConfig(file)))
     const load = loadConfig(file).pipe(Effect.map(override))
-    const reload = load.pipe(Effect.tap((next) => SubscriptionRef.set(current, next)))
-    return { file, current, reload, load }
+    return { file, current, load }
   })
 
 /** The real layer: loads `file` (failing with a ConfigError that names the field). */
@@ -43,6 +40,6 @@ export const layerSnapshot = (snapshot: ConfigSnapshot): Layer.Layer<Config> =>
     Config,
     Effect.gen(function* () {
       const current = yield* SubscriptionRef.make(snapshot)
-      return { file: undefined, current, reload: SubscriptionRef.get(current), load: SubscriptionRef.get(current) }
+      return { file: undefined, current, load: SubscriptionRef.get(current) }
     })
   )

@@ -13,7 +13,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import type { ConfigSnapshot, HealthCheckSettings, ProviderConfig } from "../config/types.js"
-import { logger } from "../log.js"
+import { plain } from "../log.js"
 import type { HealthReporter } from "../proxy/forward.js"
 import { KeyResolver } from "../proxy/keys.js"
 import { providerIdOf } from "../proxy/router.js"
@@ -156,6 +156,7 @@ export const runActiveChecks = (
   probe: Probe
 ): Effect.Effect<void, never, Scope.Scope> =>
   Effect.gen(function* () {
+    const logger = yield* plain
     const fibers = yield* FiberMap.make<string>()
     const running = new Set<string>()
     const checkOnce = (id: string, p: ProviderConfig, snapshot: ConfigSnapshot) => {

@@ -11,7 +11,7 @@ import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
-import { logger } from "../log.js"
+import { event } from "../log.js"
 import { Config } from "./Config.js"
 import { Listener } from "./Listener.js"
 import * as Metrics from "./Metrics.js"
@@ -48,7 +48,7 @@ export const make = Effect.gen(function* () {
   const reload = Effect.fn("Reloader.reload")(function* () {
     const next = yield* config.load
     yield* listener.reconfigure(next, Effect.zipRight(SubscriptionRef.set(config.current, next), registry.sync))
-    logger.log("info", "config reloaded", {
+    yield* event("info", "config reloaded", {
       file: config.file,
       providers: next.providers.length,
       listeners: listener.bound.map((b) => `${b.kind}://${b.address}:${b.port}`).join(",")
@@ -62,10 +62,7 @@ export const make = Effect.gen(function* () {
         onFailure: () => Effect.sync(() => counted(false))
       }),
       Effect.catchAll((e) =>
-        Effect.sync(() => {
-          logger.log("error", "config reload failed, keeping the running config", { error: e.message })
-          return false
-        })
+        Effect.as(event("error", "config reload failed, keeping the running config", { error: e.message }), false)
       )
     )
   } satisfies ReloaderService

@@ -10,14 +10,17 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import * as Main from "../../src/layers/Main.js"
-import { makeLogger, setLogger } from "../../src/log.js"
+import * as Log from "../../src/log.js"
 import { Admin } from "../../src/services/Admin.js"
 import { Config, type ConfigService } from "../../src/services/Config.js"
 import { Listener } from "../../src/services/Listener.js"
+import * as Reloader from "../../src/services/Reloader.js"
 
-/** Every log line written by in-process proxies of this test file. */
+/** Every log line written by in-process proxies of this test file (those built with `captureLog`). */
 export const logLines: Array<string> = []
-setLogger(makeLogger("text", "debug", (line) => logLines.push(line)))
+
+/** The logger of in-process proxies: text lines from debug up, into `logLines`. */
+export const captureLog = Log.layer("text", { minLevel: "debug", write: (line) => logLines.push(line) })
 
 export const tempDir = (prefix = "openproxy-test-") => mkdtemp(path.join(tmpdir(), prefix))
 
@@ -25,7 +28,8 @@ export interface RunningProxy {
   readonly httpPort: number | undefined
   readonly httpsPort: number | undefined
   readonly file: string
-  readonly config: ConfigService
+  /** The Config service, and `reload`: what a SIGHUP runs (the Reloader; true when the new config is in). */
+  readonly config: ConfigService & { readonly reload: Effect.Effect<boolean> }
   /** The admin listener's port now (it may change on reload), when one is bound. */
   readonly adminPort: () => number | undefined
   readonly close: () => Promise<void>
@@ -37,7 +41,9 @@ export const startProxy = async (yaml: string, dir?: string): Promise<RunningPro
   const file = path.join(d, `config-${Date.now()}-${Math.random().toString(36).slice(2)}.yml`)
   await writeFile(file, yaml)
   const scope = Effect.runSync(Scope.make())
-  const ctx = await Effect.runPromise(Layer.buildWithScope(Main.fromFile(file), scope)).catch(async (e) => {
+  const ctx = await Effect.runPromise(
+    Layer.buildWithScope(Reloader.layer.pipe(Layer.provideMerge(Main.fromFile(file)), Layer.provide(captureLog)), scope)
+  ).catch(async (e) => {
     await Effect.runPromise(Scope.close(scope, Exit.void))
     throw e
   })
@@ -46,7 +52,7 @@ export const startProxy = async (yaml: string, dir?: string): Promise<RunningPro
     httpPort: listener.bound.find((b) => b.kind === "http")?.port,
     httpsPort: listener.bound.find((b) => b.kind === "https")?.port,
     file,
-    config: Context.get(ctx, Config),
+    config: { ...Context.get(ctx, Config), reload: Context.get(ctx, Reloader.Reloader).reload },
     adminPort: () => Context.get(ctx, Admin).bound()?.port,
     close: () => Effect.runPromise(Scope.close(scope, Exit.void))
   }
