@@ -8,16 +8,16 @@ import { type Readable, Transform, type TransformCallback } from "node:stream"
 import type * as Redacted from "effect/Redacted"
 import type { Dispatcher } from "undici"
 import type { ProviderType } from "../config/types.js"
-import type { Logger } from "../log.js"
 import {
   ANTHROPIC_BETA_DROP,
   clientKeyFor,
-  connectionKeyDigest,
   mayHoldKey,
   providerCredentialHeaders,
   splitPath,
   stripKeyParam
-} from "./credentials.js"
+} from "../domain/credentials.js"
+import type { Identity, Router } from "../domain/router.js"
+import type { ProxyContext } from "./context.js"
 import {
   buildUpstreamHeaders,
   type RequestHeadInfo,
@@ -25,7 +25,6 @@ import {
   scanRequestHeaders,
   trailersForClient
 } from "./headers.js"
-import type { KeyResolver } from "./keys.js"
 import {
   abortClient,
   type ClientResponse,
@@ -34,25 +33,9 @@ import {
   isStaleConnectionError,
   sendError
 } from "./respond.js"
-import type { Identity, Router } from "./router.js"
-import type { ConnectionAware, TrackedClient, Upstream, UpstreamConnection, UpstreamPools } from "./upstreams.js"
+import type { ConnectionAware, TrackedClient, Upstream, UpstreamConnection } from "./upstreams.js"
 
 export type ClientRequest = http.IncomingMessage | http2.Http2ServerRequest
-
-/** Passive health reporting (SPEC §6): connect failures count against a provider, successes reset it. */
-export interface HealthReporter {
-  readonly connectFailed: (providerId: string) => void
-  readonly connected: (providerId: string) => void
-}
-
-/** What the request path needs from the running proxy; each field is read once per request. */
-export interface ProxyContext {
-  readonly router: () => Router
-  readonly pools: UpstreamPools
-  readonly keys: KeyResolver
-  readonly health: HealthReporter
-  readonly log: Logger
-}
 
 /** Bodies up to this size are gathered into one Buffer before dispatch: cheaper, and replayable on a retry. */
 const GATHER_LIMIT = 64 * 1024
@@ -190,7 +173,7 @@ export const handleRequest = (
   const { query } = splitPath(url)
   const keyFor = (type: ProviderType) => clientKeyFor(type, info, query)
   const connection: object = isH2 ? ((req as http2.Http2ServerRequest).stream.session ?? req) : req.socket
-  const digest = (key: string) => connectionKeyDigest(connection, key)
+  const digest = (key: string) => ctx.digests.of(connection, key)
   const routed = router.route(host.name, host.port, url, keyFor, undefined, digest)
   switch (routed._tag) {
     case "NotFound":

@@ -8,11 +8,12 @@ import * as net from "node:net"
 import type { Duplex } from "node:stream"
 import * as tls from "node:tls"
 import type { ProviderConfig, Timeouts } from "../config/types.js"
-import type { ProxyContext } from "./forward.js"
+import { upstreamTls } from "../domain/providers.js"
+import type { Identity } from "../domain/router.js"
+import type { ProxyContext } from "./context.js"
 import { parseHost } from "./forward.js"
 import { scanRequestHeaders } from "./headers.js"
 import { classifyUpstreamError, connectPortMismatch, type ErrorKind, sendError } from "./respond.js"
-import type { Identity } from "./router.js"
 
 /** Upstream attempts for one tunnel or WebSocket: a provider that cannot be reached fails over, as on HTTP. */
 export const MAX_TUNNEL_ATTEMPTS = 3
@@ -35,8 +36,7 @@ export const openUpstreamSocket = (p: ProviderConfig, t: Timeouts, alpn?: Readon
     socket = tls.connect({
       host,
       port,
-      ...(net.isIP(host) === 0 ? { servername: host } : {}),
-      ...(p.ca !== undefined ? { ca: [...tls.rootCertificates, p.ca] } : {}),
+      ...upstreamTls(p),
       ...(alpn !== undefined ? { ALPNProtocols: [...alpn] } : {})
     })
     socket.setNoDelay(true)

@@ -14,11 +14,12 @@ import {
   providerCredentialHeaders,
   splitPath,
   stripKeyParam
-} from "./credentials.js"
-import { handleRequest, type ProxyContext, parseHost } from "./forward.js"
+} from "../domain/credentials.js"
+import type { Identity } from "../domain/router.js"
+import type { ProxyContext } from "./context.js"
+import { handleRequest, parseHost } from "./forward.js"
 import { buildUpstreamHeaders, type RequestHeadInfo, responseHeadersFromRaw, scanRequestHeaders } from "./headers.js"
 import { type ClientResponse, classifyUpstreamError, type ErrorKind, sendError } from "./respond.js"
-import type { Identity } from "./router.js"
 import {
   bridge,
   closeSocket,

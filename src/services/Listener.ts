@@ -16,8 +16,8 @@ import * as SubscriptionRef from "effect/SubscriptionRef"
 import type { ConfigSnapshot } from "../config/types.js"
 import { closeUnusedInherited, listenerKey, takeInherited } from "../lifecycle/handover.js"
 import { logger } from "../log.js"
-import { handleRequest, type ProxyContext } from "../proxy/forward.js"
-import { KeyResolver } from "../proxy/keys.js"
+import { makeRequestPath, type ProxyContext } from "../proxy/context.js"
+import { handleRequest } from "../proxy/forward.js"
 import {
   dispatchPlainConnection,
   dispatchTlsConnection,
@@ -31,6 +31,7 @@ import { makeExtraHandlers } from "../proxy/upgrade.js"
 import { Config } from "./Config.js"
 import { ConnectionPool } from "./ConnectionPool.js"
 import { HealthChecker } from "./HealthChecker.js"
+import * as ProviderKeys from "./ProviderKeys.js"
 import { ProviderRegistry } from "./ProviderRegistry.js"
 
 export class ListenError extends Data.TaggedError("ListenError")<{
@@ -100,13 +101,13 @@ export const makeProxyContext = Effect.gen(function* () {
   const registry = yield* ProviderRegistry
   const { pools } = yield* ConnectionPool
   const health = yield* HealthChecker
-  const ctx: ProxyContext = {
+  const ctx: ProxyContext = makeRequestPath({
     router: registry.current,
     pools,
-    keys: new KeyResolver(),
+    keys: yield* ProviderKeys.resolver,
     health: health.reporter,
     log: logger
-  }
+  })
   return ctx
 })
 
