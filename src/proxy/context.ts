@@ -8,6 +8,7 @@ import type { HealthReporter } from "../domain/providers.js"
 import type { Router } from "../domain/router.js"
 import type { Logger } from "../log.js"
 import { makeRequestIds, type RequestIds } from "../observability/requestId.js"
+import type { Exchange } from "./exchange.js"
 import type { UpstreamPools } from "./upstreams.js"
 
 /** The services' side: each field is read once per request. */
@@ -17,6 +18,8 @@ export interface ProxyServices {
   readonly keys: KeyResolver
   readonly health: HealthReporter
   readonly log: Logger
+  /** Called once per ended exchange (the log phase): access log, metrics, limit settlement. */
+  readonly onEnd?: (ex: Exchange) => void
 }
 
 export interface ProxyContext extends ProxyServices {
