@@ -20,6 +20,16 @@ export interface ProxyServices {
   readonly log: Logger
   /** Called once per ended exchange (the log phase): access log, metrics, limit settlement. */
   readonly onEnd?: (ex: Exchange) => void
+  /** Live gauges (SPEC §10 in-flight requests, open WebSockets), called in pairs. */
+  readonly gauges?: RequestGauges
+}
+
+/** What the request path counts while it happens (the Metrics service's LiveGauges). */
+export interface RequestGauges {
+  requestStarted(): void
+  requestEnded(): void
+  websocketOpened(): void
+  websocketClosed(): void
 }
 
 export interface ProxyContext extends ProxyServices {

@@ -107,6 +107,10 @@ export abstract class Exchange {
   end(): void {
     if (this.ended) return
     this.ended = true
+    this.release()
     logEnd(this)
   }
+
+  /** What a protocol releases when it ends (its live gauge), before the log phase. */
+  protected release(): void {}
 }

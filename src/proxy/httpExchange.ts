@@ -57,7 +57,12 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
     private readonly isH2: boolean,
     private readonly info: RequestHeadInfo
   ) {
-    super(ctx, isH2 ? "h2" : "http/1.1")
+    super(
+      ctx,
+      !isH2 ? "http/1.1" : (req as http2.Http2ServerRequest).stream.session?.encrypted === true ? "h2" : "h2c",
+      ctx.requestIds.fromHeader(info.requestId)
+    )
+    ctx.gauges?.requestStarted()
     res.on("close", () => {
       if (!this.finished) {
         this.clientGone = true
@@ -67,6 +72,10 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
       }
       this.end()
     })
+  }
+
+  protected override release(): void {
+    this.ctx.gauges?.requestEnded()
   }
 
   /** Starts the first attempt with the request body (the exchange has selected already). */
@@ -79,7 +88,7 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
     const kind = reasonOf(e)
     this.status = statusOf(kind)
     this.outcome = outcomeOf(kind)
-    sendError(this.res, e, close)
+    sendError(this.res, e, close, this.requestId)
   }
 
   tooLarge(): void {
@@ -158,7 +167,7 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
     this.resume = resume
     // Phase 7 (response filter): the head is relayed as it came (hop-by-hop headers dropped); the usage tap and
     // the first-token deadline (SPEC §10, §11) attach here.
-    const headers = responseHeadersFromRaw(raw, this.upstream?.protocol ?? "http/1.1", this.isH2)
+    const headers = responseHeadersFromRaw(raw, this.upstream?.protocol ?? "http/1.1", this.isH2, this.requestId)
     try {
       if (this.isH2) (res as http2.Http2ServerResponse).writeHead(status, headers as http2.OutgoingHttpHeaders)
       else {

@@ -26,8 +26,14 @@ export const abortClient = (res: ClientResponse): void => {
 /**
  * Sends one of the proxy's own errors. `close` asks HTTP/1.1 to close the connection afterwards: only when the
  * request framing is broken or the body was not read. A `Refused` with a `detail` has that as its body.
+ * `requestId` goes back as `x-request-id` (SPEC §10).
  */
-export const sendError = (res: ClientResponse, kind: ErrorKind | ProxyError, close = false): void => {
+export const sendError = (
+  res: ClientResponse,
+  kind: ErrorKind | ProxyError,
+  close = false,
+  requestId?: string
+): void => {
   if (res.headersSent || res.writableEnded || isGone(res)) {
     abortClient(res)
     return
@@ -38,6 +44,7 @@ export const sendError = (res: ClientResponse, kind: ErrorKind | ProxyError, clo
     "content-type": "text/plain; charset=utf-8",
     "content-length": buf.length
   }
+  if (requestId !== undefined) headers["x-request-id"] = requestId
   if (close && "shouldKeepAlive" in res) {
     headers.connection = "close"
     res.shouldKeepAlive = false

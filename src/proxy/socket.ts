@@ -48,6 +48,7 @@ export const openUpstreamSocket = (p: ProviderConfig, t: Timeouts, alpn?: Readon
 /**
  * An `http.ServerResponse` on a socket the HTTP/1.1 parser handed over ('upgrade' / 'connect'), so the proxy's
  * own answers are framed by Node like every other response. The connection closes after it: the parser is gone.
+ * 'close' is emitted on it once the socket has closed, as on any response.
  */
 export const responseOnSocket = (req: http.IncomingMessage, socket: net.Socket): http.ServerResponse => {
   const res = new http.ServerResponse(req)
@@ -57,6 +58,9 @@ export const responseOnSocket = (req: http.IncomingMessage, socket: net.Socket):
   res.once("finish", () => {
     res.detachSocket(socket)
     socket.destroySoon()
+    // Detached, the response would never emit 'close' (Node emits it from the socket it holds): the exchange's
+    // log phase waits for it.
+    socket.once("close", () => res.emit("close"))
   })
   return res
 }

@@ -54,9 +54,10 @@ class TunnelExchange extends Exchange {
     ctx: ProxyContext,
     private readonly req: http.IncomingMessage,
     private readonly socket: net.Socket,
-    private readonly head: Buffer
+    private readonly head: Buffer,
+    requestId: string | undefined
   ) {
-    super(ctx, "tunnel")
+    super(ctx, "tunnel", ctx.requestIds.fromHeader(requestId))
   }
 
   /** SPEC §4: 404 unknown host → 401 bad key → 403 disabled → (503 none healthy) → 400 port mismatch. */
@@ -98,7 +99,7 @@ class TunnelExchange extends Exchange {
     this.status = statusOf(kind)
     this.outcome = outcomeOf(kind)
     this.socket.removeListener("close", this.onClientClose)
-    sendError(responseOnSocket(this.req, this.socket), e, true)
+    sendError(responseOnSocket(this.req, this.socket), e, true, this.requestId)
   }
 
   dispatch(): void {
@@ -117,6 +118,7 @@ class TunnelExchange extends Exchange {
       }
       this.ctx.log.log("debug", "tunnel open", { request: this.requestId, provider: p.index })
       this.status = 200
+      // Exactly OpenProxy's bytes (clients and tests compare the line): no x-request-id on the tunnel's 200.
       socket.write("HTTP/1.1 200 Connection Established\r\n\r\n")
       // Bytes that came in the same packet as the CONNECT head go first; the rest is still in the socket.
       if (this.head.length > 0) up.write(this.head)
@@ -137,10 +139,10 @@ class TunnelExchange extends Exchange {
 /** `CONNECT host:port` on an HTTP/1.1 listener. */
 export const handleConnect = (ctx: ProxyContext, req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
   socket.on("error", noop)
-  const ex = new TunnelExchange(ctx, req, socket, head)
+  const info = scanRequestHeaders(req.rawHeaders)
+  const ex = new TunnelExchange(ctx, req, socket, head, info.requestId)
   socket.once("close", () => ex.end())
   if (!parseHostInto(ex, req.url ?? "", -1)) return ex.refuse("badRequest")
-  const info = scanRequestHeaders(req.rawHeaders)
   const key = connectClientKey(info.proxyAuthorization, info.authorization)
   ex.clientKey = () => key
   socket.once("close", ex.onClientClose)

@@ -2,7 +2,7 @@
 // time-outs). HTTP/1.1 pools keep connections alive; HTTP/2 connections (ALPN over TLS, or h2c prior knowledge)
 // multiplex streams. Pools unused for a while are closed by `sweep`. Every connection is made through
 // `TrackedClient`, so the request path knows which connection a request was written on and whether that
-// connection had served before (the one case where a non-idempotent request may be replayed: forward.ts).
+// connection had served before (the one case where a non-idempotent request may be replayed: src/proxy/replay.ts).
 import type * as net from "node:net"
 import type * as tls from "node:tls"
 import type { buildConnector as BuildConnector, Dispatcher, Client as UndiciClient } from "undici"
@@ -33,7 +33,7 @@ export interface UpstreamConnection {
   served: number
 }
 
-/** A dispatch handler that wants to know the client its request was handed to (forward.ts's Exchange). */
+/** A dispatch handler that wants to know the client its request was handed to (src/proxy/httpExchange.ts). */
 export interface ConnectionAware {
   via: TrackedClient | undefined
 }

@@ -27,7 +27,7 @@ export const handleUpgrade = (ctx: ProxyContext, req: http.IncomingMessage, sock
     const res = responseOnSocket(req, socket)
     const length = req.headers["content-length"]
     if (info.transferEncoding !== undefined || (length !== undefined && length !== "0")) {
-      return sendError(res, "badRequest", true)
+      return sendError(res, "badRequest", true, ctx.requestIds.fromHeader(info.requestId))
     }
     return handleRequest(ctx, defaultPort, req, res)
   }
@@ -47,11 +47,11 @@ export const handleUpgrade = (ctx: ProxyContext, req: http.IncomingMessage, sock
     {
       fail: (kind) => {
         socket.removeListener("close", onClose)
-        sendError(responseOnSocket(req, socket), kind, true)
+        sendError(responseOnSocket(req, socket), kind, true, ex.requestId)
       },
       refused: (res) => {
         socket.removeListener("close", onClose)
-        relayRefusal(res, responseOnSocket(req, socket), false)
+        relayRefusal(res, responseOnSocket(req, socket), false, ex.requestId)
       },
       upgraded: (res, upSocket, upHead, idleMs) => {
         socket.removeListener("close", onClose)
@@ -59,7 +59,7 @@ export const handleUpgrade = (ctx: ProxyContext, req: http.IncomingMessage, sock
           upSocket.destroy()
           return
         }
-        const pairs = responseHeadersFromRaw(res.rawHeaders, "http/1.1", false) as Array<string>
+        const pairs = responseHeadersFromRaw(res.rawHeaders, "http/1.1", false, ex.requestId) as Array<string>
         let text = `HTTP/1.1 101 ${res.statusMessage || "Switching Protocols"}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n`
         for (let i = 0; i < pairs.length; i += 2) text += `${pairs[i]}: ${pairs[i + 1]}\r\n`
         socket.setTimeout(0)
@@ -81,7 +81,8 @@ export const handleUpgrade = (ctx: ProxyContext, req: http.IncomingMessage, sock
 /** HTTP/2 CONNECT: extended CONNECT with `:protocol websocket` (RFC 8441); plain CONNECT is refused with 405. */
 export const handleH2Connect = (ctx: ProxyContext, req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
   const protocol = req.headers[":protocol"]
-  if (typeof protocol !== "string" || protocol.toLowerCase() !== "websocket") return sendError(res, "methodNotAllowed")
+  if (typeof protocol !== "string" || protocol.toLowerCase() !== "websocket")
+    return sendError(res, "methodNotAllowed", false, ctx.requestIds.next())
   const stream = req.stream
   stream.on("error", noop)
   const defaultPort = stream.session?.encrypted === true ? 443 : 80
@@ -101,11 +102,11 @@ export const handleH2Connect = (ctx: ProxyContext, req: http2.Http2ServerRequest
     {
       fail: (kind) => {
         stream.removeListener("close", onClose)
-        sendError(res, kind)
+        sendError(res, kind, false, ex.requestId)
       },
       refused: (upRes) => {
         stream.removeListener("close", onClose)
-        relayRefusal(upRes, res, true)
+        relayRefusal(upRes, res, true, ex.requestId)
       },
       upgraded: (upRes, upSocket, upHead, idleMs) => {
         stream.removeListener("close", onClose)
@@ -113,7 +114,7 @@ export const handleH2Connect = (ctx: ProxyContext, req: http2.Http2ServerRequest
           upSocket.destroy()
           return
         }
-        const headers = responseHeadersFromRaw(upRes.rawHeaders, "http/1.1", true) as Record<
+        const headers = responseHeadersFromRaw(upRes.rawHeaders, "http/1.1", true, ex.requestId) as Record<
           string,
           string | Array<string>
         >

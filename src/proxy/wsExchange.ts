@@ -24,6 +24,8 @@ import {
 } from "./wsHandshake.js"
 
 export class WsExchange extends Exchange {
+  /** Upgraded: counted as an open WebSocket until the exchange ends. */
+  private open = false
   private cancelled = false
   private settled = false
   private upReq: http.ClientRequest | undefined = undefined
@@ -39,7 +41,7 @@ export class WsExchange extends Exchange {
     private readonly hs: Handshake,
     private readonly sink: Sink
   ) {
-    super(ctx, "ws")
+    super(ctx, "ws", ctx.requestIds.fromHeader(hs.info.requestId))
   }
 
   /** Route and authenticate the handshake, then start the upstream attempt (or refuse). */
@@ -57,6 +59,10 @@ export class WsExchange extends Exchange {
     this.keyFromProtocol = protocolKey !== undefined && clientKeyFor("openai", hs.info, query) === undefined
     this.clientKey = (type) => clientKeyFor(type, hs.info, query, protocolKey)
     this.begin()
+  }
+
+  protected override release(): void {
+    if (this.open) this.ctx.gauges?.websocketClosed()
   }
 
   /** The client went away before the handshake was done. */
@@ -165,6 +171,8 @@ export class WsExchange extends Exchange {
       upSocket.setTimeout(0)
       this.ctx.log.log("debug", "websocket open", { request: this.requestId, provider: p.index })
       this.status = 101
+      this.open = true
+      this.ctx.gauges?.websocketOpened()
       this.sink.upgraded(res, upSocket, head, timeouts.idleMs)
     })
     req.on("response", (res: http.IncomingMessage) => {

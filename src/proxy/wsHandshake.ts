@@ -74,8 +74,13 @@ export const isWebSocketUpgrade = (req: http.IncomingMessage): boolean => {
 }
 
 /** Relays a refused upgrade: the upstream's status, headers (hop-by-hop ones dropped) and body. */
-export const relayRefusal = (res: http.IncomingMessage, out: ClientResponse, forHttp2: boolean): void => {
-  const headers = responseHeadersFromRaw(res.rawHeaders, "http/1.1", forHttp2)
+export const relayRefusal = (
+  res: http.IncomingMessage,
+  out: ClientResponse,
+  forHttp2: boolean,
+  requestId: string
+): void => {
+  const headers = responseHeadersFromRaw(res.rawHeaders, "http/1.1", forHttp2, requestId)
   const status = res.statusCode ?? 502
   if (forHttp2) (out as http2.Http2ServerResponse).writeHead(status, headers as http2.OutgoingHttpHeaders)
   else

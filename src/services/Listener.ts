@@ -16,7 +16,7 @@ import * as SubscriptionRef from "effect/SubscriptionRef"
 import type { ConfigSnapshot } from "../config/types.js"
 import { closeUnusedInherited, listenerKey, takeInherited } from "../lifecycle/handover.js"
 import { logger } from "../log.js"
-import { makeRequestPath, type ProxyContext } from "../proxy/context.js"
+import type { ProxyContext } from "../proxy/context.js"
 import { handleRequest } from "../proxy/forward.js"
 import {
   dispatchPlainConnection,
@@ -33,6 +33,7 @@ import { ConnectionPool } from "./ConnectionPool.js"
 import { HealthChecker } from "./HealthChecker.js"
 import * as ProviderKeys from "./ProviderKeys.js"
 import { ProviderRegistry } from "./ProviderRegistry.js"
+import * as RequestPath from "./RequestPath.js"
 
 export class ListenError extends Data.TaggedError("ListenError")<{
   readonly kind: "http" | "https"
@@ -101,7 +102,7 @@ export const makeProxyContext = Effect.gen(function* () {
   const registry = yield* ProviderRegistry
   const { pools } = yield* ConnectionPool
   const health = yield* HealthChecker
-  const ctx: ProxyContext = makeRequestPath({
+  const ctx: ProxyContext = yield* RequestPath.make({
     router: registry.current,
     pools,
     keys: yield* ProviderKeys.resolver,
