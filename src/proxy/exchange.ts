@@ -8,6 +8,7 @@ import type * as Redacted from "effect/Redacted"
 import type { ProviderType } from "../config/types.js"
 import type { Identity, Router } from "../domain/router.js"
 import type { ErrorKind, ProxyError } from "../errors.js"
+import type { Outcome } from "../observability/accessLog.js"
 import type { ProxyContext } from "./context.js"
 import { admit } from "./phases/admit.js"
 import { resolveCredential } from "./phases/credential.js"
@@ -21,7 +22,11 @@ export const MAX_ATTEMPTS = 3
 export type ExchangeProtocol = "http/1.1" | "h2" | "h2c" | "ws" | "tunnel"
 
 /** How the exchange ended (SPEC §10 `outcome`). */
-export type Outcome = "ok" | "client_abort" | "upstream_error" | "truncated" | "refused"
+export type { Outcome }
+
+/** The access log's outcome of a failure the proxy answered itself. */
+export const outcomeOf = (kind: ErrorKind): Outcome =>
+  kind === "badGateway" || kind === "gatewayTimeout" || kind === "upstreamAuth" ? "upstream_error" : "refused"
 
 const noKey = (): undefined => undefined
 

@@ -18,16 +18,12 @@ import {
 } from "../errors.js"
 import type { BodyLimit, BodySink, ClientRequest } from "./body.js"
 import type { ProxyContext } from "./context.js"
-import { Exchange, MAX_ATTEMPTS, type Outcome } from "./exchange.js"
+import { Exchange, MAX_ATTEMPTS, outcomeOf } from "./exchange.js"
 import { type RequestHeadInfo, responseHeadersFromRaw, trailersForClient } from "./headers.js"
 import { upstreamHeaders, upstreamPath } from "./phases/upstreamRequest.js"
 import { safeToReplay } from "./replay.js"
 import { abortClient, type ClientResponse, sendError } from "./respond.js"
 import type { ConnectionAware, TrackedClient, Upstream, UpstreamConnection } from "./upstreams.js"
-
-/** The access log's outcome of a failure the proxy answered itself. */
-export const outcomeOf = (kind: ErrorKind): Outcome =>
-  kind === "badGateway" || kind === "gatewayTimeout" || kind === "upstreamAuth" ? "upstream_error" : "refused"
 
 export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler, ConnectionAware, BodySink {
   limit: BodyLimit | undefined = undefined

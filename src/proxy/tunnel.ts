@@ -14,10 +14,9 @@ import {
   statusOf
 } from "../errors.js"
 import type { ProxyContext } from "./context.js"
-import { Exchange } from "./exchange.js"
+import { Exchange, outcomeOf } from "./exchange.js"
 import { scanRequestHeaders } from "./headers.js"
 import { parseHostInto } from "./host.js"
-import { outcomeOf } from "./httpExchange.js"
 import { routeOnce } from "./phases/select.js"
 import { sendError } from "./respond.js"
 import { bridge, closeSocket, noop, openUpstreamSocket, responseOnSocket } from "./socket.js"
