@@ -7,7 +7,6 @@
 import type * as Redacted from "effect/Redacted"
 import type { ProviderType } from "../config/types.js"
 import type { Identity, Router } from "../domain/router.js"
-import type { Usage } from "../domain/usage/index.js"
 import type { ErrorKind, ProxyError } from "../errors.js"
 import type { Outcome } from "../observability/accessLog.js"
 import type { ProxyContext } from "./context.js"
@@ -60,12 +59,6 @@ export abstract class Exchange {
   /** Upstream time to first byte of the response head (ms since start), negative until one arrived. */
   ttfbMs = -1
   outcome: Outcome = "ok"
-  /** Time to the first content event of a streamed response (ms since start), negative when none. */
-  ttftMs = -1
-  /** The model the client asked for (a bounded label), the one the provider says answered, and the usage. */
-  model: string | undefined = undefined
-  responseModel: string | undefined = undefined
-  usage: Usage | undefined = undefined
   private ended = false
 
   constructor(
@@ -120,16 +113,9 @@ export abstract class Exchange {
     if (this.ended) return
     this.ended = true
     this.release()
-    const pending = this.beforeLog()
-    if (pending === undefined) logEnd(this)
-    else pending.then(() => logEnd(this))
+    logEnd(this)
   }
 
   /** What a protocol releases when it ends (its live gauge), before the log phase. */
   protected release(): void {}
-
-  /** What the log phase waits for (the usage tap's last figures), if anything; never rejects. */
-  protected beforeLog(): Promise<void> | undefined {
-    return undefined
-  }
 }

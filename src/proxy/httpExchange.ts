@@ -8,7 +8,6 @@ import { STATUS_CODES } from "node:http"
 import type * as http2 from "node:http2"
 import type { Readable } from "node:stream"
 import type { Dispatcher } from "undici"
-import type { ResponseUsageTap } from "../domain/usage/index.js"
 import {
   classifyUpstreamError,
   type ErrorKind,
@@ -21,7 +20,6 @@ import type { BodyLimit, BodySink, ClientRequest } from "./body.js"
 import type { ProxyContext } from "./context.js"
 import { Exchange, MAX_ATTEMPTS, outcomeOf } from "./exchange.js"
 import { type RequestHeadInfo, responseHeadersFromRaw, trailersForClient } from "./headers.js"
-import { usageTap } from "./phases/responseFilter.js"
 import { upstreamHeaders, upstreamPath } from "./phases/upstreamRequest.js"
 import { safeToReplay } from "./replay.js"
 import { abortClient, type ClientResponse, sendError } from "./respond.js"
@@ -47,8 +45,6 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
   readAtWrite = 0
   /** The upstream sent something for this attempt (a head, even an interim 1xx one). */
   answered = false
-  /** Token usage read on the side from the relayed body (phase 7). */
-  private tap: ResponseUsageTap | undefined = undefined
 
   constructor(
     ctx: ProxyContext,
@@ -76,16 +72,6 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
 
   protected override release(): void {
     this.ctx.gauges?.requestEnded()
-  }
-
-  protected override beforeLog(): Promise<void> | undefined {
-    const tap = this.tap
-    if (tap === undefined) return undefined
-    return tap.finish().then((r) => {
-      this.usage = r.usage
-      this.responseModel = r.responseModel
-      if (r.firstContentAt !== undefined) this.ttftMs = r.firstContentAt - this.startedAt
-    })
   }
 
   /** Starts the first attempt with the request body (the exchange has selected already). */
@@ -203,13 +189,10 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
       return false
     }
     this.status = status
-    this.tap = usageTap(this, headers, Buffer.isBuffer(this.body) ? this.body : undefined)
     return true
   }
 
   onData(chunk: Buffer): boolean {
-    const tap = this.tap
-    if (tap !== undefined) tap.push(chunk)
     if ((this.res as NodeJS.WritableStream).write(chunk)) return true
     this.res.once("drain", this.onDrain)
     return false

@@ -7,7 +7,7 @@ import { makeRequestPath, type ProxyContext, type ProxyServices } from "../proxy
 import type { Exchange } from "../proxy/exchange.js"
 import * as Metrics from "./Metrics.js"
 
-/** What the metrics learn from an ended exchange. */
+/** What the metrics learn from an ended exchange (usage and time to first token: with the usage taps). */
 export const requestEnd = (ex: Exchange): Metrics.RequestEnd => ({
   provider: ex.identity?.provider,
   keyName: ex.keyName,
@@ -15,10 +15,10 @@ export const requestEnd = (ex: Exchange): Metrics.RequestEnd => ({
   protocol: ex.protocol,
   durationMs: performance.now() - ex.startedAt,
   ttfbMs: ex.ttfbMs,
-  ttftMs: ex.ttftMs,
-  model: ex.model,
-  responseModel: ex.responseModel,
-  usage: ex.usage
+  ttftMs: -1,
+  model: undefined,
+  responseModel: undefined,
+  usage: undefined
 })
 
 export const make = (services: ProxyServices): Effect.Effect<ProxyContext> =>
