@@ -6,7 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import { parseConfig } from "../src/config/load.js"
-import { Router } from "../src/proxy/router.js"
+import { Router } from "../src/domain/router.js"
 
 const load = (text: string, env: Record<string, string> = {}) =>
   Effect.runPromise(Effect.either(parseConfig(text, "/c.yml", env))).then(

@@ -5,6 +5,7 @@ import * as Effect from "effect/Effect"
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { parseConfig, summarize } from "../src/config/load.js"
+import { providerIdOf } from "../src/domain/providers.js"
 import {
   type AttemptFailure,
   armFirstToken,
@@ -21,7 +22,6 @@ import {
   type OrderIdentity,
   RETRY_REASONS
 } from "../src/domain/retry/index.js"
-import { providerIdOf } from "../src/proxy/router.js"
 
 const NOW = Date.UTC(2026, 10, 30, 4, 0, 0)
 const MAX = 60_000

@@ -13,7 +13,7 @@ import {
   clientKeyFor,
   providerCredentialHeaders,
   stripKeyParam
-} from "../src/proxy/credentials.js"
+} from "../src/domain/credentials.js"
 import { buildUpstreamHeaders, scanRequestHeaders } from "../src/proxy/headers.js"
 import { type RunningProxy, startProxy, tempDir } from "./support/proxy.js"
 

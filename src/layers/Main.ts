@@ -8,6 +8,7 @@ import * as ConnectionPool from "../services/ConnectionPool.js"
 import * as HealthChecker from "../services/HealthChecker.js"
 import * as Listener from "../services/Listener.js"
 import * as Metrics from "../services/Metrics.js"
+import * as ProviderKeys from "../services/ProviderKeys.js"
 import * as ProviderRegistry from "../services/ProviderRegistry.js"
 import * as Reloader from "../services/Reloader.js"
 
@@ -19,7 +20,9 @@ export const proxyLayer = <E, R>(
   config: Layer.Layer<Config.Config, E, R>,
   inherited: Layer.Layer<Inherited.Inherited> = Inherited.none
 ) => {
-  const health = HealthChecker.layer.pipe(Layer.provideMerge(Layer.merge(config, Metrics.layer)))
+  // One KeyResolver for the probes and the request path (ProviderKeys), provided below both.
+  const base = Layer.mergeAll(config, Metrics.layer, ProviderKeys.layer)
+  const health = HealthChecker.layer.pipe(Layer.provideMerge(base))
   const registry = ProviderRegistry.layer.pipe(Layer.provideMerge(health))
   const services = Layer.merge(registry, ConnectionPool.layer)
   const listeners = Listener.layer.pipe(Layer.provideMerge(services), Layer.provide(inherited))

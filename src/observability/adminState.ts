@@ -3,7 +3,7 @@
 // to the cluster primary when the process is a worker.
 import * as Redacted from "effect/Redacted"
 import type { ConfigSnapshot } from "../config/types.js"
-import type { Router } from "../proxy/router.js"
+import type { Router } from "../domain/router.js"
 import type { UpstreamPools } from "../proxy/upstreams.js"
 import type { HealthCheckerService } from "../services/HealthChecker.js"
 import type { KeyView, ProviderView, Readiness } from "./adminHttp.js"

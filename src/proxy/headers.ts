@@ -35,6 +35,8 @@ export interface RequestHeadInfo {
   host: string | undefined
   contentLength: string | undefined
   anthropicBeta: string | undefined
+  /** The client's `x-request-id` (SPEC §10); "" when it sent several (none is trusted then). */
+  requestId: string | undefined
 }
 
 const lower = (s: string): string => {
@@ -59,7 +61,8 @@ export const scanRequestHeaders = (raw: ReadonlyArray<string>): RequestHeadInfo 
     contentLengths: 0,
     host: undefined,
     contentLength: undefined,
-    anthropicBeta: undefined
+    anthropicBeta: undefined,
+    requestId: undefined
   }
   for (let i = 0; i < raw.length; i += 2) {
     const name = lower(raw[i])
@@ -98,6 +101,9 @@ export const scanRequestHeaders = (raw: ReadonlyArray<string>): RequestHeadInfo 
         break
       case "anthropic-beta":
         info.anthropicBeta = info.anthropicBeta === undefined ? value : `${info.anthropicBeta},${value}`
+        break
+      case "x-request-id":
+        info.requestId = info.requestId === undefined ? value : ""
         break
     }
   }
@@ -151,17 +157,22 @@ const headerString = (b: Buffer | string): string => (typeof b === "string" ? b 
  * Converts undici's raw response headers (Buffers or strings, flat pairs) into what the client gets:
  * a flat array for HTTP/1.1 (letter case kept) or a header object for HTTP/2 (lower-case names, repeated
  * headers as arrays). Hop-by-hop headers, including those the upstream named in `Connection`, are dropped.
+ * `requestId` is added as `x-request-id` unless the upstream sent its own (a provider's request id, which its SDK
+ * shows and its support asks for, is relayed unchanged: docs/architecture.md "Request ids").
  */
 export const responseHeadersFromRaw = (
   raw: ReadonlyArray<Buffer | string>,
   protocolTag: string,
-  forHttp2: boolean
+  forHttp2: boolean,
+  requestId?: string
 ): Array<string> | Record<string, string | Array<string>> => {
   const pairs: Array<string> = []
   let named: Array<string> | undefined
+  let ownId = requestId
   for (let i = 0; i < raw.length; i += 2) {
     const name = headerString(raw[i])
     const value = headerString(raw[i + 1])
+    if (ownId !== undefined && name.length === 12 && lower(name) === "x-request-id") ownId = undefined
     if (!forHttp2 && !mayBeHopByHop(name)) {
       // HTTP/1.1 out, a name of no hop-by-hop length (most of them): relayed as is, no lower-casing.
       pairs.push(name, value)
@@ -188,6 +199,7 @@ export const responseHeadersFromRaw = (
     }
   }
   pairs.push("x-upstream-protocol", protocolTag)
+  if (ownId !== undefined) pairs.push("x-request-id", ownId)
   if (!forHttp2) return pairs
   const obj: Record<string, string | Array<string>> = {}
   for (let i = 0; i < pairs.length; i += 2) {

@@ -182,7 +182,7 @@ export const makeProtocolServers = (
     }
   })
   // An upgraded or tunnelled socket leaves the HTTP server: its deadlines are the tunnel's own (idle, on the
-  // upstream socket, src/proxy/tunnel.ts) and the upgrade handshake's (response_header).
+  // upstream socket, src/proxy/socket.ts) and the upgrade handshake's (response_header).
   const leaveH1 = (socket: net.Socket) => {
     socket.removeListener("timeout", onH1Timeout)
     socket.setTimeout(0)

@@ -1,111 +1,25 @@
-// Byte tunnels: HTTP CONNECT (SPEC §4, HTTP/1.1 only) and the pieces WebSocket shares with it — opening the
-// upstream socket (TCP, or TLS with SNI and the provider's extra CA) under the connect time-out, answering on a
-// socket the HTTP/1.1 parser has let go of, and copying bytes both ways with backpressure and the idle time-out.
-// A tunnel lives inside the client connection's supervised fiber (src/services/Listener.ts): when the client
-// socket is destroyed (close, shutdown) the upstream socket is destroyed with it, and the other way round.
-import * as http from "node:http"
-import * as net from "node:net"
-import type { Duplex } from "node:stream"
-import * as tls from "node:tls"
-import type { ProviderConfig, Timeouts } from "../config/types.js"
-import type { ProxyContext } from "./forward.js"
-import { parseHost } from "./forward.js"
+// HTTP CONNECT tunnels (SPEC §4, HTTP/1.1 only): routed by the target's host like any request (path `/`),
+// authenticated by `Proxy-Authorization` or `Authorization`, the target's port checked against the provider's
+// upstream port, then a plain TCP (or TLS) connection whose bytes are copied both ways (src/proxy/socket.ts).
+// A tunnel is an exchange (src/proxy/exchange.ts): the same select → dispatch → fail-over → log steps as HTTP.
+import type * as http from "node:http"
+import type * as net from "node:net"
+import {
+  classifyUpstreamError,
+  connectPortMismatch,
+  type ErrorKind,
+  type ProxyError,
+  Refused,
+  reasonOf,
+  statusOf
+} from "../errors.js"
+import type { ProxyContext } from "./context.js"
+import { Exchange, outcomeOf } from "./exchange.js"
 import { scanRequestHeaders } from "./headers.js"
-import { classifyUpstreamError, connectPortMismatch, type ErrorKind, sendError } from "./respond.js"
-import type { Identity } from "./router.js"
-
-/** Upstream attempts for one tunnel or WebSocket: a provider that cannot be reached fails over, as on HTTP. */
-export const MAX_TUNNEL_ATTEMPTS = 3
-
-export const noop = (): void => undefined
-
-/** An error carrying a `code` that `classifyUpstreamError` maps (time-outs → 504). */
-export const codedError = (code: string, message: string): Error => Object.assign(new Error(message), { code })
-
-/**
- * Opens a socket to the provider's upstream: TLS (SNI unless the endpoint is an IP, Node's roots plus `ca`) when
- * the provider has `tls: true`, else TCP. The socket is destroyed with a coded error when it is not connected
- * within the connect time-out (plus the TLS handshake time-out for TLS). `alpn` is offered on TLS when given.
- */
-export const openUpstreamSocket = (p: ProviderConfig, t: Timeouts, alpn?: ReadonlyArray<string>): net.Socket => {
-  const host = p.endpointHost
-  const port = p.endpointPort
-  let socket: net.Socket
-  if (p.tls) {
-    socket = tls.connect({
-      host,
-      port,
-      ...(net.isIP(host) === 0 ? { servername: host } : {}),
-      ...(p.ca !== undefined ? { ca: [...tls.rootCertificates, p.ca] } : {}),
-      ...(alpn !== undefined ? { ALPNProtocols: [...alpn] } : {})
-    })
-    socket.setNoDelay(true)
-  } else {
-    socket = net.connect({ host, port, noDelay: true })
-  }
-  const limit = p.tls ? t.connectMs + t.tlsHandshakeMs : t.connectMs
-  const timer = setTimeout(
-    () => socket.destroy(codedError("UND_ERR_CONNECT_TIMEOUT", "upstream connect timed out")),
-    limit
-  )
-  socket.once(p.tls ? "secureConnect" : "connect", () => clearTimeout(timer))
-  socket.once("close", () => clearTimeout(timer))
-  return socket
-}
-
-/**
- * An `http.ServerResponse` on a socket the HTTP/1.1 parser handed over ('upgrade' / 'connect'), so the proxy's
- * own answers are framed by Node like every other response. The connection closes after it: the parser is gone.
- */
-export const responseOnSocket = (req: http.IncomingMessage, socket: net.Socket): http.ServerResponse => {
-  const res = new http.ServerResponse(req)
-  res.shouldKeepAlive = false
-  res.sendDate = false
-  res.assignSocket(socket)
-  res.once("finish", () => {
-    res.detachSocket(socket)
-    socket.destroySoon()
-  })
-  return res
-}
-
-/** How a bridged side is closed when the other side has closed (cleanly or not). */
-export type CloseSide = (hadError: boolean) => void
-
-export const closeSocket =
-  (socket: net.Socket): CloseSide =>
-  (hadError) => {
-    if (hadError) socket.destroy()
-    else socket.destroySoon()
-  }
-
-/**
- * Copies bytes both ways with backpressure until either side closes, then closes the other (after flushing
- * what is already queued when the close was clean). No byte in either direction for `idleMs` closes both: every
- * byte crosses the upstream socket, so its inactivity timer sees both directions.
- */
-export const bridge = (client: Duplex, closeClient: CloseSide, upstream: net.Socket, idleMs: number): void => {
-  client.on("error", noop)
-  upstream.on("error", noop)
-  let clientErrored = false
-  client.once("error", () => (clientErrored = true))
-  client.pipe(upstream)
-  upstream.pipe(client)
-  upstream.once("close", (hadError: boolean) => {
-    if (!client.destroyed) closeClient(hadError)
-  })
-  client.once("close", () => {
-    if (upstream.destroyed) return
-    if (clientErrored) upstream.destroy()
-    else upstream.destroySoon()
-  })
-  if (idleMs > 0) {
-    upstream.setTimeout(idleMs, () => {
-      upstream.destroy()
-      closeClient(true)
-    })
-  }
-}
+import { parseHostInto } from "./host.js"
+import { routeOnce } from "./phases/select.js"
+import { sendError } from "./respond.js"
+import { bridge, closeSocket, noop, openUpstreamSocket, responseOnSocket } from "./socket.js"
 
 /** The client's key for a CONNECT: `Proxy-Authorization`, then `Authorization` (Bearer, or Basic's password). */
 export const connectClientKey = (proxyAuthorization: string | undefined, authorization: string | undefined) =>
@@ -127,96 +41,109 @@ const credentialToken = (value: string | undefined): string | undefined => {
   return key.length > 0 ? key : undefined
 }
 
-let tunnelSeq = 0
+class TunnelExchange extends Exchange {
+  /** The first mismatching provider's port, for the 400's text. */
+  private providerPort = 0
+  private upstream: net.Socket | undefined = undefined
+  readonly onClientClose = (): void => {
+    this.upstream?.destroy()
+  }
 
-/** `CONNECT host:port` on an HTTP/1.1 listener. */
-export const handleConnect = (ctx: ProxyContext, req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
-  socket.on("error", noop)
-  const router = ctx.router()
-  const snapshot = router.snapshot
-  // The first mismatching provider's port, for the 400's text.
-  let providerPort = 0
-  const reply = (kind: ErrorKind): void =>
-    sendError(
-      responseOnSocket(req, socket),
-      kind,
-      true,
-      kind === "connectPortMismatch" ? connectPortMismatch(target?.port ?? 0, providerPort) : undefined
-    )
+  constructor(
+    ctx: ProxyContext,
+    private readonly req: http.IncomingMessage,
+    private readonly socket: net.Socket,
+    private readonly head: Buffer,
+    requestId: string | undefined
+  ) {
+    super(ctx, "tunnel", ctx.requestIds.fromHeader(requestId))
+  }
 
-  const target = parseHost(req.url ?? "", -1)
-  if (target === undefined) return reply("badRequest")
-  const info = scanRequestHeaders(req.rawHeaders)
-  const key = connectClientKey(info.proxyAuthorization, info.authorization)
-  const keyFor = () => key
-
-  // SPEC §4: 404 unknown host → 401 bad key → 403 disabled → (503 none healthy) → 400 port mismatch.
-  const excluded = new Set<string>()
-  const select = (): Identity | ErrorKind => {
+  /** SPEC §4: 404 unknown host → 401 bad key → 403 disabled → (503 none healthy) → 400 port mismatch. */
+  override select(): ErrorKind | ProxyError | undefined {
     let mismatch = false
     for (;;) {
-      const r = router.route(target.name, target.port, "/", keyFor, excluded)
+      const r = routeOnce(this)
       if (r._tag === "NotFound") return "noProvider"
       if (r._tag === "Unauthorized") return "unauthorized"
-      if (!snapshot.connectTunnelEnabled) return "connectDisabled"
-      if (r._tag === "Unavailable") return mismatch ? "connectPortMismatch" : "noHealthy"
+      if (!this.router.snapshot.connectTunnelEnabled) return "connectDisabled"
+      if (r._tag === "Unavailable") {
+        if (!mismatch) return "noHealthy"
+        const detail = connectPortMismatch(this.port, this.providerPort)
+        return new Refused({ reason: "connectPortMismatch", detail })
+      }
       // RFC 9110 §9.3.6: a CONNECT target is host:port (OpenProxy would take the provider's port instead).
-      if (target.port === -1) return "connectNoPort"
-      if (r.identity.provider.endpointPort === target.port) return r.identity
+      if (this.port === -1) return "connectNoPort"
+      if (r.identity.provider.endpointPort === this.port) {
+        this.identity = r.identity
+        this.keyName = r.keyName
+        return undefined
+      }
       // Another provider for the same host may have the right port: keep looking among the rest.
-      excluded.add(r.identity.providerId)
-      if (!mismatch) providerPort = r.identity.provider.endpointPort
+      this.excluded ??= new Set()
+      this.excluded.add(r.identity.providerId)
+      if (!mismatch) this.providerPort = r.identity.provider.endpointPort
       mismatch = true
     }
   }
 
-  const id = `t${(++tunnelSeq).toString(36)}`
-  let attempts = 0
-  let upstream: net.Socket | undefined
-  const onClientClose = () => upstream?.destroy()
-  socket.once("close", onClientClose)
+  /** A tunnel carries the client's bytes as they are: no provider credential to resolve. */
+  override attempt(): void {
+    this.attempts++
+    this.dispatch()
+  }
 
-  const attempt = (): void => {
-    const chosen = select()
-    if (typeof chosen === "string") {
-      socket.removeListener("close", onClientClose)
-      return reply(chosen)
-    }
-    attempts++
+  refuse(e: ErrorKind | ProxyError): void {
+    const kind = reasonOf(e)
+    this.status = statusOf(kind)
+    this.outcome = outcomeOf(kind)
+    this.socket.removeListener("close", this.onClientClose)
+    sendError(responseOnSocket(this.req, this.socket), e, true, this.requestId)
+  }
+
+  dispatch(): void {
+    const chosen = this.identity!
     const p = chosen.provider
-    const up = openUpstreamSocket(p, snapshot.timeouts)
-    upstream = up
+    const socket = this.socket
+    const up = openUpstreamSocket(p, this.router.snapshot.timeouts)
+    this.upstream = up
     up.once(p.tls ? "secureConnect" : "connect", () => {
       up.removeListener("error", onError)
-      socket.removeListener("close", onClientClose)
-      ctx.health.connected(chosen.providerId)
+      socket.removeListener("close", this.onClientClose)
+      this.ctx.health.connected(chosen.providerId)
       if (socket.destroyed) {
         up.destroy()
         return
       }
-      ctx.log.log("debug", "tunnel open", { tunnel: id, provider: p.index })
+      this.ctx.log.log("debug", "tunnel open", { request: this.requestId, provider: p.index })
+      this.status = 200
+      // Exactly OpenProxy's bytes (clients and tests compare the line): no x-request-id on the tunnel's 200.
       socket.write("HTTP/1.1 200 Connection Established\r\n\r\n")
       // Bytes that came in the same packet as the CONNECT head go first; the rest is still in the socket.
-      if (head.length > 0) up.write(head)
-      bridge(socket, closeSocket(socket), up, snapshot.timeouts.idleMs)
+      if (this.head.length > 0) up.write(this.head)
+      bridge(socket, closeSocket(socket), up, this.router.snapshot.timeouts.idleMs)
     })
     // Only before the connection opened (removed on connect): no byte reached the upstream, so failing over is safe.
     const onError = (err: Error) => {
       const c = classifyUpstreamError(err)
-      ctx.log.log("warn", "tunnel connect failed", { tunnel: id, provider: p.index, code: c.code })
+      this.ctx.log.log("warn", "tunnel connect failed", { request: this.requestId, provider: p.index, code: c.code })
       if (socket.destroyed) return
-      if (c.connectFailure) {
-        ctx.health.connectFailed(chosen.providerId)
-        excluded.add(chosen.providerId)
-        if (attempts < MAX_TUNNEL_ATTEMPTS) {
-          const next = select()
-          if (typeof next !== "string") return attempt()
-        }
-      }
-      socket.removeListener("close", onClientClose)
-      reply(c.kind)
+      if (c.connectFailure && this.failOver()) return this.attempt()
+      this.refuse(c)
     }
     up.once("error", onError)
   }
-  attempt()
+}
+
+/** `CONNECT host:port` on an HTTP/1.1 listener. */
+export const handleConnect = (ctx: ProxyContext, req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+  socket.on("error", noop)
+  const info = scanRequestHeaders(req.rawHeaders)
+  const ex = new TunnelExchange(ctx, req, socket, head, info.requestId)
+  socket.once("close", () => ex.end())
+  if (!parseHostInto(ex, req.url ?? "", -1)) return ex.refuse("badRequest")
+  const key = connectClientKey(info.proxyAuthorization, info.authorization)
+  ex.clientKey = () => key
+  socket.once("close", ex.onClientClose)
+  ex.begin()
 }

@@ -2,12 +2,13 @@
 // time-outs). HTTP/1.1 pools keep connections alive; HTTP/2 connections (ALPN over TLS, or h2c prior knowledge)
 // multiplex streams. Pools unused for a while are closed by `sweep`. Every connection is made through
 // `TrackedClient`, so the request path knows which connection a request was written on and whether that
-// connection had served before (the one case where a non-idempotent request may be replayed: forward.ts).
+// connection had served before (the one case where a non-idempotent request may be replayed: src/proxy/replay.ts).
 import type * as net from "node:net"
-import * as tls from "node:tls"
+import type * as tls from "node:tls"
 import type { buildConnector as BuildConnector, Dispatcher, Client as UndiciClient } from "undici"
 import type { ProviderConfig, Timeouts } from "../config/types.js"
-import { buildConnector, Client, Pool } from "./undici.js"
+import { originOf, upstreamTls } from "../domain/providers.js"
+import { buildConnector, Client, Pool } from "../undici.js"
 
 /** Streams per HTTP/2 upstream connection (a Node h2 server allows 100 by default). */
 const H2_STREAMS = 100
@@ -32,7 +33,7 @@ export interface UpstreamConnection {
   served: number
 }
 
-/** A dispatch handler that wants to know the client its request was handed to (forward.ts's Exchange). */
+/** A dispatch handler that wants to know the client its request was handed to (src/proxy/httpExchange.ts). */
 export interface ConnectionAware {
   via: TrackedClient | undefined
 }
@@ -63,13 +64,6 @@ const tracked = (
       client().conn = { socket: socket as net.Socket, h2: (socket as tls.TLSSocket).alpnProtocol === "h2", served: 0 }
       cb(null, socket)
     })) as BuildConnector.connector
-
-const isIp = (host: string): boolean => /^[\d.]+$/.test(host) || host.includes(":")
-
-export const originOf = (p: ProviderConfig): string => {
-  const host = p.endpointHost.includes(":") ? `[${p.endpointHost}]` : p.endpointHost
-  return `${p.tls ? "https" : "http"}://${host}:${p.endpointPort}`
-}
 
 export class UpstreamPools {
   private readonly pools = new Map<string, Upstream>()
@@ -143,8 +137,7 @@ export class UpstreamPools {
       noDelay: true,
       allowH2,
       ...(p.http2 === true ? { ALPNProtocols: ["h2"] } : {}),
-      ...(p.ca !== undefined ? { ca: [...tls.rootCertificates, p.ca] } : {}),
-      ...(isIp(p.endpointHost) ? {} : { servername: p.endpointHost })
+      ...upstreamTls(p)
     })
     const dispatcher = new Pool(origin, {
       ...timing,

@@ -13,13 +13,13 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import type { ConfigSnapshot, HealthCheckSettings, ProviderConfig } from "../config/types.js"
+import type { KeyResolver } from "../domain/keys.js"
+import { type HealthReporter, providerIdOf } from "../domain/providers.js"
 import { plain } from "../log.js"
-import type { HealthReporter } from "../proxy/forward.js"
-import { KeyResolver } from "../proxy/keys.js"
-import { providerIdOf } from "../proxy/router.js"
 import { Config } from "./Config.js"
 import { makeProbe, type Probe, probeTarget } from "./HealthProbe.js"
 import * as Metrics from "./Metrics.js"
+import * as ProviderKeys from "./ProviderKeys.js"
 
 /** Consecutive connect failures that eject a provider passively. */
 export const PASSIVE_FAILURES = 3
@@ -229,7 +229,7 @@ export const layerWithProbe = (probe: (keys: KeyResolver) => Probe): Layer.Layer
         Effect.forkScoped
       )
       const state = makeState(() => cooldown)
-      yield* runActiveChecks(state, config.current.changes, probe(new KeyResolver()))
+      yield* runActiveChecks(state, config.current.changes, probe(yield* ProviderKeys.resolver))
       // Every upstream connect failure (HTTP, WebSocket, CONNECT) is reported here: one place counts them.
       const reporter: HealthReporter = Option.isNone(metrics)
         ? state.reporter

@@ -5,20 +5,13 @@ import * as net from "node:net"
 import * as tls from "node:tls"
 import * as Effect from "effect/Effect"
 import type { ConfigSnapshot, ProviderConfig } from "../config/types.js"
-import { providerCredentialHeaders } from "../proxy/credentials.js"
-import type { KeyResolver } from "../proxy/keys.js"
-import { Client } from "../proxy/undici.js"
-import { originOf } from "../proxy/upstreams.js"
+import { providerCredentialHeaders } from "../domain/credentials.js"
+import type { KeyResolver } from "../domain/keys.js"
+import { originOf, upstreamTls } from "../domain/providers.js"
+import { Client } from "../undici.js"
 
 /** One active check of one provider: succeeds with true when healthy. Never fails. */
 export type Probe = (p: ProviderConfig, snapshot: ConfigSnapshot) => Effect.Effect<boolean>
-
-const isIp = (host: string): boolean => net.isIP(host) !== 0
-
-const tlsConnectOptions = (p: ProviderConfig) => ({
-  ...(p.ca !== undefined ? { ca: [...tls.rootCertificates, p.ca] } : {}),
-  ...(isIp(p.endpointHost) ? {} : { servername: p.endpointHost })
-})
 
 /** A TCP (+TLS when `tls`) connection to the upstream that opens, then is closed at once. */
 export const connectProbe = (p: ProviderConfig): Effect.Effect<boolean> =>
@@ -28,7 +21,7 @@ export const connectProbe = (p: ProviderConfig): Effect.Effect<boolean> =>
           host: p.endpointHost,
           port: p.endpointPort,
           ALPNProtocols: ["http/1.1"],
-          ...tlsConnectOptions(p)
+          ...upstreamTls(p)
         })
       : net.connect({ host: p.endpointHost, port: p.endpointPort })
     const done = (ok: boolean) => {
@@ -55,7 +48,7 @@ export const requestProbe =
       const hc = p.healthCheck!
       const controller = new AbortController()
       const client = new Client(originOf(p), {
-        connect: { ...(p.tls ? tlsConnectOptions(p) : {}) },
+        connect: { ...(p.tls ? upstreamTls(p) : {}) },
         pipelining: 0
       })
       const finish = (ok: boolean) => {

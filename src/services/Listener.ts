@@ -13,8 +13,7 @@ import * as SubscriptionRef from "effect/SubscriptionRef"
 import type { ConfigSnapshot } from "../config/types.js"
 import { Inherited } from "../lifecycle/Inherited.js"
 import { event, plain } from "../log.js"
-import type { ProxyContext } from "../proxy/forward.js"
-import { KeyResolver } from "../proxy/keys.js"
+import type { ProxyContext } from "../proxy/context.js"
 import { makeExtraHandlers } from "../proxy/upgrade.js"
 import { Config } from "./Config.js"
 import { ConnectionPool } from "./ConnectionPool.js"
@@ -30,7 +29,9 @@ import {
 import { drainConnections, drainPort } from "./listener/drain.js"
 import { ConnectionGate } from "./listener/gate.js"
 import { reconfigure } from "./listener/reconfigure.js"
+import * as ProviderKeys from "./ProviderKeys.js"
 import { ProviderRegistry } from "./ProviderRegistry.js"
+import * as RequestPath from "./RequestPath.js"
 
 export { type BoundListener, ListenError } from "./listener/bind.js"
 export { ConnectionGate } from "./listener/gate.js"
@@ -61,13 +62,13 @@ export const makeProxyContext = Effect.gen(function* () {
   const registry = yield* ProviderRegistry
   const { pools } = yield* ConnectionPool
   const health = yield* HealthChecker
-  const ctx: ProxyContext = {
+  const ctx: ProxyContext = yield* RequestPath.make({
     router: registry.current,
     pools,
-    keys: new KeyResolver(),
+    keys: yield* ProviderKeys.resolver,
     health: health.reporter,
     log: yield* plain
-  }
+  })
   return ctx
 })
 

@@ -8,7 +8,7 @@ import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import type { ConfigSnapshot } from "../config/types.js"
-import { Router } from "../proxy/router.js"
+import { Router } from "../domain/router.js"
 import { Config } from "./Config.js"
 import { HealthChecker } from "./HealthChecker.js"
 

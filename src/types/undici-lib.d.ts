@@ -1,4 +1,4 @@
-// Types for the undici modules imported one by one in src/proxy/undici.ts: each is the same class or function
+// Types for the undici modules imported one by one in src/undici.ts: each is the same class or function
 // the package index re-exports.
 declare module "undici/lib/dispatcher/client.js" {
   import { Client } from "undici"

@@ -10,7 +10,8 @@ import type * as FiberSet from "effect/FiberSet"
 import type { ConfigSnapshot } from "../../config/types.js"
 import { type InheritedService, listenerKey } from "../../lifecycle/Inherited.js"
 import { event, type Logger } from "../../log.js"
-import { handleRequest, type ProxyContext } from "../../proxy/forward.js"
+import type { ProxyContext } from "../../proxy/context.js"
+import { handleRequest } from "../../proxy/forward.js"
 import {
   dispatchPlainConnection,
   dispatchTlsConnection,

@@ -1,11 +1,12 @@
 // Routing and selection (SPEC §3) over one config snapshot: host/port/prefix matching, client-key checks,
 // health, fallback, priority tiers and weighted random choice of an upstream identity (provider + key).
 // A Router is immutable; a new one is built for every config snapshot, and a request keeps the one it started with.
-import { createHash, timingSafeEqual } from "node:crypto"
+import { timingSafeEqual } from "node:crypto"
 import * as Redacted from "effect/Redacted"
 import { hashName } from "../config/clientKeys.js"
 import type { ConfigSnapshot, ProviderConfig, ProviderKey, ProviderType } from "../config/types.js"
 import { keyDigest } from "./credentials.js"
+import { providerIdOf } from "./providers.js"
 
 /** One upstream identity: a provider and one of its keys (or none), with its selection weight. */
 export interface Identity {
@@ -43,19 +44,6 @@ export type RouteResult =
 const NOT_FOUND: RouteResult = { _tag: "NotFound" }
 const UNAUTHORIZED: RouteResult = { _tag: "Unauthorized" }
 const UNAVAILABLE: RouteResult = { _tag: "Unavailable" }
-
-/** Identity of a provider for health bookkeeping: same type, host, endpoint, port, TLS settings and keys. */
-export const providerIdOf = (p: ProviderConfig): string => {
-  const h = createHash("sha256")
-  h.update(
-    JSON.stringify([p.type, p.hostRaw, p.endpointHost, p.endpointPort, p.tls, p.http2, p.caFile ?? "", p.ca ?? ""])
-  )
-  for (const k of p.keys) {
-    h.update(k.source._tag === "Static" ? Redacted.value(k.source.value) : `$(${Redacted.value(k.source.command)})`)
-    h.update("\0")
-  }
-  return `${p.index}:${p.type}:${h.digest("hex").slice(0, 16)}`
-}
 
 /** True when `prefix` covers `url`: equal, or followed by `/` or `?` (SPEC §3.2; `/openai` not `/openai-x`). */
 const prefixCovers = (prefix: string, url: string): boolean => {

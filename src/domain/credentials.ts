@@ -1,26 +1,37 @@
-// Client credentials (SPEC §4): where each provider type reads the client's key, constant-time comparison,
-// removal of the `key` query parameter, and the provider credential the upstream receives.
+// Credential rules (SPEC §4): where each provider type reads the client's key, constant-time comparison,
+// removal of the `key` query parameter, and the provider credential the upstream receives. Policy only: the
+// header bytes are read and written by src/proxy/headers.ts.
 import { hash, timingSafeEqual } from "node:crypto"
 import * as Redacted from "effect/Redacted"
 import type { ProviderType } from "../config/types.js"
-import type { RequestHeadInfo } from "./headers.js"
+
+/** The credential-bearing request headers (first occurrence of each), as src/proxy/headers.ts scans them. */
+export interface CredentialHeaders {
+  readonly authorization: string | undefined
+  readonly proxyAuthorization: string | undefined
+  readonly xApiKey: string | undefined
+  readonly xGoogApiKey: string | undefined
+  readonly anthropicBeta: string | undefined
+}
 
 /** SHA-256 of a key: comparing fixed-size digests makes the comparison constant-time in the key's length too. */
 export const keyDigest = (key: string): Buffer => hash("sha256", key, "buffer")
 
-const lastDigest = new WeakMap<object, { readonly key: string; readonly digest: Buffer }>()
-
 /**
  * `keyDigest`, remembered per connection: a kept-alive connection usually sends the same key on every request.
  * Comparing a key with the same connection's previous key reveals nothing about the configured keys, so the
- * shortcut keeps the check against them constant-time.
+ * shortcut keeps the check against them constant-time. One per request path (held by its context), not a
+ * module global: two proxies embedded in one process share nothing.
  */
-export const connectionKeyDigest = (connection: object, key: string): Buffer => {
-  const last = lastDigest.get(connection)
-  if (last !== undefined && last.key === key) return last.digest
-  const digest = keyDigest(key)
-  lastDigest.set(connection, { key, digest })
-  return digest
+export class ConnectionKeyDigests {
+  private readonly last = new WeakMap<object, { readonly key: string; readonly digest: Buffer }>()
+  of(connection: object, key: string): Buffer {
+    const last = this.last.get(connection)
+    if (last !== undefined && last.key === key) return last.digest
+    const digest = keyDigest(key)
+    this.last.set(connection, { key, digest })
+    return digest
+  }
 }
 
 /** True when `digest` equals one of `accepted`; every entry is compared, whatever matches first. */
@@ -95,7 +106,7 @@ export const stripKeyParam = (query: string | undefined): string | undefined => 
 /** The client's key for a provider type, from the places SPEC §4 lists, first present wins. */
 export const clientKeyFor = (
   type: ProviderType,
-  info: RequestHeadInfo,
+  info: CredentialHeaders,
   query: string | undefined,
   wsProtocolKey?: string
 ): string | undefined => {
@@ -123,7 +134,7 @@ const OAUTH_BETA = "oauth-2025-04-20"
  * Anthropic: whether the client authenticated with a Bearer token (`Authorization` or `Proxy-Authorization`)
  * rather than `x-api-key`, read in the order of `clientKeyFor`.
  */
-const clientUsedBearer = (info: RequestHeadInfo): boolean =>
+const clientUsedBearer = (info: CredentialHeaders): boolean =>
   nonEmpty(info.xApiKey) === undefined &&
   (bearer(info.authorization) !== undefined || bearer(info.proxyAuthorization) !== undefined)
 
@@ -140,7 +151,7 @@ export const providerCredentialHeaders = (
   type: ProviderType,
   key: Redacted.Redacted<string> | undefined,
   fromCommand: boolean,
-  client: RequestHeadInfo | undefined
+  client: CredentialHeaders | undefined
 ): Array<string> => {
   if (key === undefined) return []
   const value = Redacted.value(key)

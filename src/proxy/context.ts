@@ -1,0 +1,46 @@
+// What the request path needs from the running proxy, handed over once when a listener is built: the services'
+// parts (router of the live snapshot, pools, the process's KeyResolver, passive health, log) plus the state that
+// belongs to one request path rather than to a module (request ids, per-connection key digests), so two proxies
+// embedded in one process share nothing.
+import { ConnectionKeyDigests } from "../domain/credentials.js"
+import type { KeyResolver } from "../domain/keys.js"
+import type { HealthReporter } from "../domain/providers.js"
+import type { Router } from "../domain/router.js"
+import type { Logger } from "../log.js"
+import { makeRequestIds, type RequestIds } from "../observability/requestId.js"
+import type { Exchange } from "./exchange.js"
+import type { UpstreamPools } from "./upstreams.js"
+
+/** The services' side: each field is read once per request. */
+export interface ProxyServices {
+  readonly router: () => Router
+  readonly pools: UpstreamPools
+  readonly keys: KeyResolver
+  readonly health: HealthReporter
+  readonly log: Logger
+  /** Called once per ended exchange (the log phase): access log, metrics, limit settlement. */
+  readonly onEnd?: (ex: Exchange) => void
+  /** Live gauges (SPEC §10 in-flight requests, open WebSockets), called in pairs. */
+  readonly gauges?: RequestGauges
+}
+
+/** What the request path counts while it happens (the Metrics service's LiveGauges). */
+export interface RequestGauges {
+  requestStarted(): void
+  requestEnded(): void
+  websocketOpened(): void
+  websocketClosed(): void
+}
+
+export interface ProxyContext extends ProxyServices {
+  /** Request ids unique across workers and processes (SPEC §10). */
+  readonly requestIds: RequestIds
+  readonly digests: ConnectionKeyDigests
+}
+
+/** The request path's context over the services (one per Listener). */
+export const makeRequestPath = (services: ProxyServices): ProxyContext => ({
+  ...services,
+  requestIds: makeRequestIds(),
+  digests: new ConnectionKeyDigests()
+})

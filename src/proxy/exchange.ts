@@ -1,0 +1,121 @@
+// The per-request context (ARCHITECTURE "The request as phases"): one object per HTTP request, WebSocket or
+// tunnel that the phases read and write, from the head to the log line: the router (and so the snapshot) the
+// request started with, its id, the client's host/target and key, the chosen identity and its credential, the
+// attempts, timings and outcome. HTTP, WebSocket and CONNECT each extend it with their own dispatch; the steps
+// they share (select → credential → dispatch, fail-over on a connect error, log once) are here and in phases/.
+// A class with fields, so a request costs one object for all of it.
+import type * as Redacted from "effect/Redacted"
+import type { ProviderType } from "../config/types.js"
+import type { Identity, Router } from "../domain/router.js"
+import type { ErrorKind, ProxyError } from "../errors.js"
+import type { Outcome } from "../observability/accessLog.js"
+import type { ProxyContext } from "./context.js"
+import { admit } from "./phases/admit.js"
+import { resolveCredential } from "./phases/credential.js"
+import { logEnd } from "./phases/log.js"
+import { select } from "./phases/select.js"
+
+/** Upstream attempts for one request, WebSocket or tunnel (a failed connect fails over to another provider). */
+export const MAX_ATTEMPTS = 3
+
+/** How the client reached us (the access log's `protocol`, SPEC §10). */
+export type ExchangeProtocol = "http/1.1" | "h2" | "h2c" | "ws" | "tunnel"
+
+/** How the exchange ended (SPEC §10 `outcome`). */
+export type { Outcome }
+
+/** The access log's outcome of a failure the proxy answered itself. */
+export const outcomeOf = (kind: ErrorKind): Outcome =>
+  kind === "badGateway" || kind === "gatewayTimeout" || kind === "upstreamAuth" ? "upstream_error" : "refused"
+
+const noKey = (): undefined => undefined
+
+export abstract class Exchange {
+  /** The router the request started with: every attempt (and a fail-over) reads this snapshot (SPEC §7). */
+  readonly router: Router
+  readonly requestId: string
+  readonly startedAt: number = performance.now()
+  /** The request's host (lower-cased, no trailing dot) and port, set by the route phase. */
+  hostName = ""
+  port = 0
+  /** The request target in origin form (the provider's prefix not yet removed). */
+  url = "/"
+  /** The client's key as a provider type reads it (SPEC §4). */
+  clientKey: (type: ProviderType) => string | undefined = noKey
+  /** How a client key is digested (per connection on HTTP, see ConnectionKeyDigests); undefined: plainly. */
+  digest: ((key: string) => Buffer) | undefined = undefined
+  /** The accepted client key's name (SPEC §10); undefined when no key was checked. */
+  keyName: string | undefined = undefined
+  /** The identity of the current attempt and the path it gets (its provider's prefix removed). */
+  identity: Identity | undefined = undefined
+  path = "/"
+  /** The provider credential of the current attempt (resolved by the credential phase). */
+  key: Redacted.Redacted<string> | undefined = undefined
+  attempts = 0
+  /** Providers tried and failed to connect to: a fail-over never selects them again. */
+  excluded: Set<string> | undefined = undefined
+  /** The status the client received (0 until a head went out). */
+  status = 0
+  /** Upstream time to first byte of the response head (ms since start), negative until one arrived. */
+  ttfbMs = -1
+  outcome: Outcome = "ok"
+  private ended = false
+
+  constructor(
+    readonly ctx: ProxyContext,
+    readonly protocol: ExchangeProtocol,
+    requestId?: string
+  ) {
+    this.router = ctx.router()
+    this.requestId = requestId ?? ctx.requestIds.next()
+  }
+
+  /** Phases 3–4 (admit, select) for the first attempt; a refusal is answered, else the credential phase runs. */
+  begin(): void {
+    const refused = admit(this) ?? this.select()
+    if (refused !== undefined) return this.refuse(refused)
+    this.attempt()
+  }
+
+  /** Select an identity into the exchange (CONNECT overrides it: its target's port decides too). */
+  select(): ErrorKind | ProxyError | undefined {
+    return select(this)
+  }
+
+  /** One attempt: resolve the identity's credential, then dispatch (a failed command key is refused 502). */
+  attempt(): void {
+    this.attempts++
+    resolveCredential(this)
+  }
+
+  /**
+   * The fail-over policy on a connect error (SPEC §6 passive health, issue 10's safe-replay rule): the caller
+   * asks only when nothing reached the upstream. The provider is reported and excluded; true when another
+   * identity of the same route was selected and the caller should start `attempt()` (on the next turn, when a
+   * library is still unwinding the failed connection).
+   */
+  failOver(): boolean {
+    const id = this.identity!.providerId
+    this.ctx.health.connectFailed(id)
+    this.excluded ??= new Set()
+    this.excluded.add(id)
+    return this.attempts < MAX_ATTEMPTS && this.select() === undefined
+  }
+
+  /** Phase 6 (dispatch), with `identity`, `path` and `key` set: the protocol's own. */
+  abstract dispatch(): void
+
+  /** Answers the client with one of the proxy's own errors. */
+  abstract refuse(e: ErrorKind | ProxyError): void
+
+  /** Phase 8 (log): exactly once, whatever the outcome; later calls do nothing. */
+  end(): void {
+    if (this.ended) return
+    this.ended = true
+    this.release()
+    logEnd(this)
+  }
+
+  /** What a protocol releases when it ends (its live gauge), before the log phase. */
+  protected release(): void {}
+}

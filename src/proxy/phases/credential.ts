@@ -1,0 +1,34 @@
+// Part of phase 5 (upstream request filter): the chosen identity's provider key, resolved (SPEC §2: a static key
+// at once, a `$(command)` key through the process's one KeyResolver, cached or run), then the exchange dispatches.
+// A command that fails is answered 502 `upstream authentication failed` (the reason goes to the log, never the key).
+import type * as Redacted from "effect/Redacted"
+import type { Exchange } from "../exchange.js"
+
+export const resolveCredential = (ex: Exchange): void => {
+  const identity = ex.identity!
+  const source = identity.key?.source
+  if (source === undefined) {
+    ex.key = undefined
+    return ex.dispatch()
+  }
+  const resolved = ex.ctx.keys.resolve(source, identity.provider.apiKeyCacheTtlMs)
+  if (!("then" in resolved)) {
+    ex.key = resolved
+    return ex.dispatch()
+  }
+  resolved.then(
+    (key: Redacted.Redacted<string>) => {
+      ex.key = key
+      ex.dispatch()
+    },
+    (err: Error) => {
+      ex.ctx.log.log("warn", "api_key command failed", {
+        request: ex.requestId,
+        provider: identity.provider.index,
+        reason: err.message
+      })
+      ex.outcome = "refused"
+      ex.refuse("upstreamAuth")
+    }
+  )
+}
