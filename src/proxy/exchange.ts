@@ -7,6 +7,7 @@
 import type * as Redacted from "effect/Redacted"
 import type { ProviderType } from "../config/types.js"
 import type { Identity, Router } from "../domain/router.js"
+import type { Usage } from "../domain/usage/usage.js"
 import type { ErrorKind, ProxyError } from "../errors.js"
 import type { Outcome } from "../observability/accessLog.js"
 import type { ProxyContext } from "./context.js"
@@ -59,6 +60,17 @@ export abstract class Exchange {
   /** Upstream time to first byte of the response head (ms since start), negative until one arrived. */
   ttfbMs = -1
   outcome: Outcome = "ok"
+  /** The model the client asked for (a bounded label, SPEC §10); undefined when not known. */
+  model: string | undefined = undefined
+  /** The model the provider says answered. */
+  responseModel: string | undefined = undefined
+  /** Exact token usage the response reported (the usage taps, SPEC §10); undefined when none was read. */
+  usage: Usage | undefined = undefined
+  /** Time to the first content event of a stream (ms since start), negative when none. */
+  ttftMs = -1
+  /** Body bytes received from the client and sent to it (WebSocket, tunnel: all bytes each way). */
+  bytesIn = 0
+  bytesOut = 0
   private ended = false
 
   constructor(

@@ -15,10 +15,10 @@ export const requestEnd = (ex: Exchange): Metrics.RequestEnd => ({
   protocol: ex.protocol,
   durationMs: performance.now() - ex.startedAt,
   ttfbMs: ex.ttfbMs,
-  ttftMs: -1,
-  model: undefined,
-  responseModel: undefined,
-  usage: undefined
+  ttftMs: ex.ttftMs,
+  model: ex.model,
+  responseModel: ex.responseModel,
+  usage: ex.usage
 })
 
 export const make = (services: ProxyServices): Effect.Effect<ProxyContext> =>
