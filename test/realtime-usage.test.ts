@@ -229,6 +229,13 @@ describe("OpenAI Realtime usage in /metrics", () => {
     expect(
       seriesValue(text, 'openproxy_requests_total{provider="rt.test#0",key="rt-a",code="101",protocol="ws"}')
     ).toBe(2)
+    // the status each client received: 101 on HTTP/1.1, 200 on HTTP/2 extended CONNECT
+    expect(
+      seriesValue(text, 'openproxy_requests_total{provider="rt.test#0",key="rt-b",code="101",protocol="ws"}')
+    ).toBe(1)
+    expect(
+      seriesValue(text, 'openproxy_requests_total{provider="rt.test#0",key="rt-b",code="200",protocol="ws"}')
+    ).toBe(1)
     expect(seriesValue(text, "openproxy_open_websockets")).toBe(0)
   })
 })

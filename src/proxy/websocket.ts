@@ -123,6 +123,7 @@ export const handleH2Connect = (ctx: ProxyContext, req: http2.Http2ServerRequest
         >
         delete headers["sec-websocket-accept"]
         stream.respond({ ...headers, ":status": 200 })
+        ex.status = 200 // what this client received (RFC 8441), for the metrics' `code` and the access log
         if (upHead.length > 0) stream.write(upHead)
         const closeStream = (hadError: boolean) => {
           if (stream.destroyed) return
