@@ -17,6 +17,11 @@
 //   core to itself; V8's GC helper threads would only preempt its event loop.
 // - `--v8-pool-size=1`: one V8 helper thread instead of four; with four, some starts left ~10 MiB resident in a
 //   helper thread's malloc arena.
+// - `--max-semi-space-size=16` (MiB): the young generation stops growing at 2 × 16 MiB, Node 20's and 22's default.
+//   Node 24's V8 lets it grow to 2 × 64 MiB, and with many connections open it does: at 10,000 idle keep-alive
+//   connections that was ~63 MiB more resident, for no measured gain in scavenges or GC time per request
+//   (BENCHMARKS.md "S5 on Node 24"). A start flag: V8 sizes the heap when it creates the isolate (set at run
+//   time it is ignored, checked on 24).
 // - memory reducer, one GC: when traffic calms down, V8's memory reducer shrinks the heap with up to 3 (Node 20)
 //   or 2 (22, 24) full collections in a row; the later ones cost pauses that held back SSE events, for little
 //   memory.

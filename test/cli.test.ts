@@ -96,7 +96,7 @@ describe("openproxy check / start with bad configs", () => {
 describe("V8 flags per Node version (src/v8flags.ts)", () => {
   it("start flags are known to every supported Node; runtime flags are listed per major, none for others", async () => {
     const { START_V8_FLAGS, runtimeV8Flags } = await import("../src/v8flags.js")
-    expect(START_V8_FLAGS).toEqual(["--single-threaded-gc", "--v8-pool-size=1"])
+    expect(START_V8_FLAGS).toEqual(["--single-threaded-gc", "--v8-pool-size=1", "--max-semi-space-size=16"])
     // Node 20 knows only --memory-reducer-single-gc, Node 22 and 24 only --memory-reducer-gc-count
     expect(runtimeV8Flags("20.20.2")).toEqual(["--memory-reducer-single-gc"])
     expect(runtimeV8Flags("22.23.5")).toEqual(["--memory-reducer-gc-count=1"])

@@ -18,6 +18,7 @@ import { Exchange, outcomeOf } from "./exchange.js"
 import { scanRequestHeaders } from "./headers.js"
 import { parseHostInto } from "./host.js"
 import { routeOnce } from "./phases/select.js"
+import { countRelay } from "./relayTap.js"
 import { sendError } from "./respond.js"
 import { bridge, closeSocket, noop, openUpstreamSocket, responseOnSocket } from "./socket.js"
 
@@ -40,6 +41,8 @@ const credentialToken = (value: string | undefined): string | undefined => {
   const key = colon === -1 ? decoded : decoded.slice(colon + 1) || decoded.slice(0, colon)
   return key.length > 0 ? key : undefined
 }
+
+const EMPTY = Buffer.alloc(0)
 
 class TunnelExchange extends Exchange {
   /** The first mismatching provider's port, for the 400's text. */
@@ -122,6 +125,8 @@ class TunnelExchange extends Exchange {
       // Bytes that came in the same packet as the CONNECT head go first; the rest is still in the socket.
       if (this.head.length > 0) up.write(this.head)
       bridge(socket, closeSocket(socket), up, this.router.snapshot.timeouts.idleMs)
+      // bytes_in / bytes_out for the log phase, only when something reads them (relayTap.ts)
+      if (this.ctx.onEnd !== undefined) countRelay(this, socket, up, this.head, EMPTY)
     })
     // Only before the connection opened (removed on connect): no byte reached the upstream, so failing over is safe.
     const onError = (err: Error) => {

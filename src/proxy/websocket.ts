@@ -14,6 +14,8 @@ import { bridge, closeSocket, noop, responseOnSocket } from "./socket.js"
 import { WsExchange } from "./wsExchange.js"
 import { isWebSocketUpgrade, relayRefusal } from "./wsHandshake.js"
 
+const EMPTY = Buffer.alloc(0)
+
 /** HTTP/1.1 'upgrade': a WebSocket handshake, or another upgrade (`h2c`, ...) answered as a plain request. */
 export const handleUpgrade = (ctx: ProxyContext, req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
   socket.on("error", noop)
@@ -69,6 +71,7 @@ export const handleUpgrade = (ctx: ProxyContext, req: http.IncomingMessage, sock
         if (upHead.length > 0) socket.write(upHead)
         if (head.length > 0) upSocket.write(head)
         bridge(socket, closeSocket(socket), upSocket, idleMs)
+        ex.relayed(socket, upSocket, head, upHead)
       }
     }
   )
@@ -120,6 +123,7 @@ export const handleH2Connect = (ctx: ProxyContext, req: http2.Http2ServerRequest
         >
         delete headers["sec-websocket-accept"]
         stream.respond({ ...headers, ":status": 200 })
+        ex.status = 200 // what this client received (RFC 8441), for the metrics' `code` and the access log
         if (upHead.length > 0) stream.write(upHead)
         const closeStream = (hadError: boolean) => {
           if (stream.destroyed) return
@@ -127,6 +131,7 @@ export const handleH2Connect = (ctx: ProxyContext, req: http2.Http2ServerRequest
           stream.close(hadError ? http2.constants.NGHTTP2_CANCEL : http2.constants.NGHTTP2_NO_ERROR)
         }
         bridge(stream, closeStream, upSocket, idleMs)
+        ex.relayed(stream, upSocket, EMPTY, upHead)
       }
     }
   )

@@ -1,16 +1,20 @@
 // A WebSocket handshake through the proxy (SPEC §5) as an exchange (src/proxy/exchange.ts): routed, admitted,
 // selected and credentialed like an HTTP request, then dispatched as an HTTP/1.1 upgrade on a fresh upstream
 // socket (Node parses the answer: `http.request` and its 'upgrade' event). A connect failure fails over by the
-// shared policy; the outcome (101, a refusal to relay, or an error) goes to the upgrade path's `Sink`.
+// shared policy; the outcome (101, a refusal to relay, or an error) goes to the upgrade path's `Sink`. Once relayed,
+// the bytes (and an OpenAI Realtime session's usage) are counted for the log phase (relayTap.ts).
 import * as http from "node:http"
 import type * as net from "node:net"
+import type { Duplex } from "node:stream"
 import * as Redacted from "effect/Redacted"
 import { clientKeyFor, splitPath } from "../domain/credentials.js"
+import type { WsUsageTap } from "../domain/usage/websocket.js"
 import { classifyUpstreamError, type ErrorKind, type ProxyError, reasonOf, statusOf } from "../errors.js"
 import type { ProxyContext } from "./context.js"
 import { Exchange, outcomeOf } from "./exchange.js"
 import { route } from "./phases/route.js"
 import { upstreamHeaders, upstreamPath } from "./phases/upstreamRequest.js"
+import { countRelay, isRealtime, realtimeQueryModel, realtimeTap, settleRealtime } from "./relayTap.js"
 import { codedError, openUpstreamSocket } from "./socket.js"
 import {
   acceptFor,
@@ -34,6 +38,11 @@ export class WsExchange extends Exchange {
   private keyed: string | undefined = undefined
   /** Whether the subprotocol carried "the key" (openai reads it only when no Authorization header has one). */
   private keyFromProtocol = false
+  /** The upstream's `Sec-WebSocket-Extensions` answer (permessage-deflate: the Realtime tap inflates). */
+  private extensions: string | Array<string> | undefined = undefined
+  /** An OpenAI Realtime session's usage tap: the log phase waits for its result (see `end`). */
+  private tap: WsUsageTap | undefined = undefined
+  private ending = false
 
   constructor(
     ctx: ProxyContext,
@@ -58,6 +67,30 @@ export class WsExchange extends Exchange {
     this.keyFromProtocol = protocolKey !== undefined && clientKeyFor("openai", hs.info, query) === undefined
     this.clientKey = (type) => clientKeyFor(type, hs.info, query, protocolKey)
     this.begin()
+  }
+
+  /**
+   * The relay began (the caller wrote the 101 and the handshakes' extra bytes and bridged the sockets): count the
+   * bytes, and tap an OpenAI Realtime session's server events — only when something reads them at the end.
+   */
+  relayed(client: Duplex, upstream: Duplex, clientHead: Buffer, upstreamHead: Buffer): void {
+    if (this.ctx.onEnd === undefined) return
+    if (!isRealtime(this.identity!.provider.type, this.path)) {
+      countRelay(this, client, upstream, clientHead, upstreamHead)
+      return
+    }
+    this.model = realtimeQueryModel(this.url)
+    this.tap = realtimeTap(this.extensions)
+    countRelay(this, client, upstream, clientHead, upstreamHead, this.tap)
+  }
+
+  /** The log phase, once the Realtime tap has decoded what it holds (a few inflations at most). */
+  override end(): void {
+    if (this.ending) return
+    this.ending = true
+    const tap = this.tap
+    if (tap === undefined) return super.end()
+    void settleRealtime(this, tap).then(() => super.end())
   }
 
   protected override release(): void {
@@ -170,6 +203,7 @@ export class WsExchange extends Exchange {
       upSocket.setTimeout(0)
       this.ctx.log.log("debug", "websocket open", { request: this.requestId, provider: p.index })
       this.status = 101
+      this.extensions = res.headers["sec-websocket-extensions"]
       this.open = true
       this.ctx.gauges?.websocketOpened()
       this.sink.upgraded(res, upSocket, head, timeouts.idleMs)
