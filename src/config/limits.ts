@@ -35,8 +35,13 @@ const RedisUrl = value("redis url", (u) =>
 /** `limits:` at the top level. */
 export const Limits = Schema.Struct({
   defaults: optional("defaults", LimitFields, "The limits of every client key without its own `limits`."),
-  store: withDefault("store", oneOf(["memory", "redis"]), "memory", "memory (one host, shared by its workers) or redis."),
-  redisUrl: optional("redis_url", RedisUrl, "Required with store redis; ${VAR} allowed, never printed."),
+  store: withDefault(
+    "store",
+    oneOf(["memory", "redis"]),
+    "memory",
+    "memory (one host, shared by its workers) or redis."
+  ),
+  redisUrl: optional("redis_url", RedisUrl, "Required with store redis; environment variables allowed; never printed."),
   redisTimeoutMs: withDefault("redis_timeout", duration(true), 50, "Per Redis call; slower counts as a store error."),
   onStoreError: withDefault(
     "on_store_error",
@@ -69,10 +74,7 @@ export const limitsSection = (doc: string) =>
   )
 
 /** The limits a key name gets: its own, else the defaults; undefined when none applies (unlimited). */
-export const effectiveLimits = (
-  own: LimitSpec | undefined,
-  defaults: LimitSpec | undefined
-): LimitSpec | undefined => {
+export const effectiveLimits = (own: LimitSpec | undefined, defaults: LimitSpec | undefined): LimitSpec | undefined => {
   const spec = own ?? defaults
   if (spec === undefined) return undefined
   const set = Object.values(spec).some((v) => v !== undefined)

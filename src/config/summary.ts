@@ -1,7 +1,8 @@
 // The human-readable summary `openproxy check` prints: listeners, global settings and one line per
 // provider. It counts keys and names their kind, and never prints a key, a command or a client key.
-import type { LimitSpec } from "../limits/types.js"
+
 import { describeRedisUrl } from "../limits/redis.js"
+import type { LimitSpec } from "../limits/types.js"
 import type { ConfigSnapshot, ProviderConfig } from "./types.js"
 
 const seconds = (ms: number): string => `${ms / 1000}s`
