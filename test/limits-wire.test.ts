@@ -14,6 +14,7 @@ import { h1 } from "./support/http.js"
 import { seriesValue } from "./support/metrics.js"
 import { DEFAULT_KEYS, type MockProvider, startMockProvider } from "./support/mockProvider.js"
 import { logLines, type RunningProxy, startProxy } from "./support/proxy.js"
+import { expectOpen, isOpen, wsConnect } from "./support/wsClient.js"
 
 const LIMITED = "sk-limited-TOPSECRET-1"
 const FREE = "sk-free-TOPSECRET-2"
@@ -271,6 +272,27 @@ describe("concurrent_requests with slow streams", () => {
     expect((await chat(port, STREAMS)).status).toBe(429)
     for (const s of after) s.req.destroy()
     await until(async () => (await concurrentUsed(admin)) === 0)
+  })
+})
+
+describe("WebSockets count as requests of their key", () => {
+  it("concurrent_requests: 3 open sockets, the 4th handshake refused 429, admitted again after one closed", async () => {
+    const proxy = await startProxy(config(1000).replaceAll("MOCK", String(mock.port)))
+    try {
+      const url = `ws://127.0.0.1:${proxy.httpPort}/o/v1/realtime?model=gpt-realtime-mini`
+      const open = () => wsConnect(url, { host: "127.0.0.1", headers: { Authorization: `Bearer ${STREAMS}` } })
+      const sockets = [expectOpen(await open()), expectOpen(await open()), expectOpen(await open())]
+      const refused = await open()
+      expect(isOpen(refused)).toBe(false)
+      if (!isOpen(refused)) expect(refused.status).toBe(429)
+      sockets[0].close()
+      await until(async () => (await concurrentUsed(proxy.adminPort()!)) === 2)
+      const again = expectOpen(await open())
+      for (const s of [sockets[1], sockets[2], again]) s.close()
+      await until(async () => (await concurrentUsed(proxy.adminPort()!)) === 0)
+    } finally {
+      await proxy.close()
+    }
   })
 })
 
