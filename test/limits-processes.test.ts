@@ -113,6 +113,11 @@ const tokensUsed = async (p: ProxyProcess): Promise<number> => {
   return keys.find((k) => k.name === "team-tpm")!.limits.tokens_per_minute.used
 }
 
+const metric = (text: string, series: string): number | undefined => {
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `))
+  return line === undefined ? undefined : Number(line.slice(series.length + 1))
+}
+
 const stopAll = (ps: ReadonlyArray<ProxyProcess>) => Promise.all(ps.map((p) => p.stop()))
 
 const count = (text: string, needle: string) => text.split(needle).length - 1
@@ -241,6 +246,11 @@ describe("Redis stopped during load", () => {
       await redis.stop()
       const during = statuses.length
       await until(async () => statuses.length > during + 100)
+      for (const p of procs) {
+        const text = (await h1(adminPort(p), { path: "/metrics" })).text
+        expect(metric(text, "openproxy_limits_store_up")).toBe(0)
+        expect(metric(text, 'openproxy_limits_store_errors_total{op="admit"}')).toBeGreaterThan(0)
+      }
       await redis.restart()
       await until(async () => procs.every((p) => count(p.output(), "limits store available again") === 1))
       const after = statuses.length
@@ -249,6 +259,7 @@ describe("Redis stopped during load", () => {
       await Promise.all(lanes)
       expect(statuses.every((s) => s === 200)).toBe(true)
       for (const p of procs) {
+        expect(metric((await h1(adminPort(p), { path: "/metrics" })).text, "openproxy_limits_store_up")).toBe(1)
         expect(count(p.output(), "limits store unavailable")).toBe(1)
         expect(count(p.output(), "limits store available again")).toBe(1)
       }

@@ -4,13 +4,14 @@
 // and after 100 client aborts, token reservations are sized from max_tokens, /keys shows the figures (never a key),
 // refusals are counted, and a reload changes the limits.
 import * as http from "node:http"
+import * as http2 from "node:http2"
 import Anthropic from "@anthropic-ai/sdk"
 import { ApiError, GoogleGenAI } from "@google/genai"
 import * as Effect from "effect/Effect"
 import OpenAI from "openai"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { outputCapOf } from "../src/proxy/phases/admit.js"
-import { h1 } from "./support/http.js"
+import { h1, h2req } from "./support/http.js"
 import { seriesValue } from "./support/metrics.js"
 import { DEFAULT_KEYS, type MockProvider, startMockProvider } from "./support/mockProvider.js"
 import { logLines, type RunningProxy, startProxy } from "./support/proxy.js"
@@ -80,6 +81,33 @@ describe("limits on the request path (memory store)", () => {
     expect(body.error.type).toBe("rate_limit_exceeded")
     expect(body.error.message).toContain('"team-rpm"')
     expect(r.text).not.toContain(LIMITED)
+  })
+
+  it("refuses over HTTP/2 (h2c) the same way", async () => {
+    const session = http2.connect(`http://127.0.0.1:${port}`)
+    try {
+      const r = await h2req(session, {
+        method: "POST",
+        authority: "127.0.0.1",
+        path: "/o/v1/chat/completions",
+        headers: { authorization: `Bearer ${LIMITED}`, "content-type": "application/json" },
+        body: CHAT
+      })
+      expect([r.status, r.headers["x-ratelimit-limit-requests"], JSON.parse(r.text).error.code]).toEqual([
+        429,
+        "3",
+        "rate_limit_exceeded"
+      ])
+      // the session stays usable
+      const again = await h2req(session, {
+        authority: "127.0.0.1",
+        path: "/o/v1/models",
+        headers: { authorization: `Bearer ${FREE}` }
+      })
+      expect(again.status).toBe(200)
+    } finally {
+      session.close()
+    }
   })
 
   it("never limits a key without limits", async () => {

@@ -49,6 +49,7 @@ export const make = Effect.gen(function* () {
   let limiter: Limiter | undefined
   const retired = new Set<Limiter>()
 
+  const m = Option.getOrUndefined(metrics)
   const open = (c: ConfigSnapshot) =>
     openLimiter(
       {
@@ -57,7 +58,7 @@ export const make = Effect.gen(function* () {
         redisTimeoutMs: c.limits.redisTimeoutMs,
         onStoreError: c.limits.onStoreError
       },
-      { logger: log }
+      { logger: log, onStoreFailure: m === undefined ? undefined : (op) => m.limitsStoreError(op) }
     )
 
   /** Follows a snapshot: opens, swaps or drops the Limiter when its store settings changed. */
@@ -100,7 +101,7 @@ export const make = Effect.gen(function* () {
   )
   yield* config.current.changes.pipe(Stream.runForEach(use), Effect.forkScoped)
 
-  const m = Option.getOrUndefined(metrics)
+  m?.setSources({ limitsStoreUp: () => (limiter === undefined ? undefined : !limiter.stats().storeDown) })
   const control: LimitsControl = {
     limiter: () => limiter,
     defaultOutputTokens: () => snapshot.limits.defaultOutputTokens,
