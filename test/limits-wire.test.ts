@@ -186,21 +186,32 @@ describe("limits on the request path (memory store)", () => {
     for (const s of SECRETS) expect(logLines.join("\n")).not.toContain(s)
   })
 
-  it("reserves max_tokens + body/4 on a token limit and keeps the reservation when usage is unknown", async () => {
-    // 1000 tokens per minute; each request reserves 300 + ceil(bytes / 4).
+  it("reserves max_tokens + body/4 on a token limit while requests are in flight", async () => {
+    // 1000 tokens per minute; each request reserves 300 + ceil(bytes / 4) and is held upstream for a while, so the
+    // reservations (not the usage) decide: exactly `fits` of `fits + 1` concurrent requests are admitted.
     const body = JSON.stringify({ model: "m", messages: [{ role: "user", content: "x" }], max_tokens: 300 })
     const each = 300 + Math.ceil(Buffer.byteLength(body) / 4)
     const fits = Math.floor(1000 / each)
-    const statuses = []
-    for (let i = 0; i < fits + 1; i++) statuses.push((await chat(port, TOKENS, body)).status)
-    expect(statuses).toEqual([...Array(fits).fill(200), 429])
-    const keys = JSON.parse((await h1(proxy.adminPort()!, { path: "/keys" })).text).keys as Array<{
-      name: string
-      limits: { tokens_per_minute: { used: number } }
-    }>
-    const used = keys.find((k) => k.name === "team-tokens")!.limits.tokens_per_minute.used
+    mock.fail({ key: DEFAULT_KEYS.openai, path: "/v1/chat/completions", delayMs: 400, times: fits })
+    try {
+      const replies = await Promise.all(Array.from({ length: fits + 1 }, () => chat(port, TOKENS, body)))
+      const statuses = replies.map((r) => r.status).sort()
+      expect(statuses).toEqual([...Array(fits).fill(200), 429])
+      const refused = replies.find((r) => r.status === 429)!
+      expect(refused.headers["x-ratelimit-limit-tokens"]).toBe("1000")
+      expect(Number(refused.headers["x-ratelimit-remaining-tokens"])).toBe(1000 - fits * each)
+    } finally {
+      mock.clearFaults()
+    }
     // Settled to the exact usage when the usage taps read it (10 + 6 from the mock), else kept at the estimate.
-    expect([fits * each, fits * 16]).toContain(used)
+    const used = async () => {
+      const keys = JSON.parse((await h1(proxy.adminPort()!, { path: "/keys" })).text).keys as Array<{
+        name: string
+        limits: { tokens_per_minute: { used: number } }
+      }>
+      return keys.find((k) => k.name === "team-tokens")!.limits.tokens_per_minute.used
+    }
+    await until(async () => [fits * each, fits * 16].includes(await used()))
   })
 
   it("finds the output cap in a JSON body without parsing it", () => {
