@@ -378,10 +378,10 @@ const main = async () => {
       ["redis-server", "--port", String(ports.redis), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
       { cpu: LOAD_CPU, logDir: tmp }
     )
-    const up = await waitUntil(
-      async () => (sys(`redis-cli -p ${ports.redis} ping`) === "PONG" ? true : "no PONG"),
-      { proc: redis, timeoutMs: 10000 }
-    )
+    const up = await waitUntil(async () => (sys(`redis-cli -p ${ports.redis} ping`) === "PONG" ? true : "no PONG"), {
+      proc: redis,
+      timeoutMs: 10000
+    })
     if (!up.ok) throw new Error(`redis-server did not start: ${up.reason}`)
   }
   const variantTargets = {}
