@@ -15,6 +15,7 @@ import { h1, h2req } from "./support/http.js"
 import { seriesValue } from "./support/metrics.js"
 import { DEFAULT_KEYS, type MockProvider, startMockProvider } from "./support/mockProvider.js"
 import { logLines, type RunningProxy, startProxy } from "./support/proxy.js"
+import { startRedis } from "./support/redis.js"
 import { expectOpen, isOpen, wsConnect } from "./support/wsClient.js"
 
 const LIMITED = "sk-limited-TOPSECRET-1"
@@ -351,6 +352,35 @@ describe("limits follow a reload", () => {
       expect([r.status, r.headers["x-ratelimit-limit-requests"]]).toEqual([429, "4"])
     } finally {
       await proxy.close()
+    }
+  })
+
+  it("a reload to another store opens it (empty) and swaps it in; a bad reload keeps the old store and counts", async () => {
+    const redis = await startRedis()
+    const proxy = await startProxy(config(2).replaceAll("MOCK", String(mock.port)))
+    try {
+      const port = proxy.httpPort!
+      const { writeFile } = await import("node:fs/promises")
+      expect([(await chat(port, LIMITED)).status, (await chat(port, LIMITED)).status]).toEqual([200, 200])
+      expect((await chat(port, LIMITED)).status).toBe(429)
+      // store: redis without a URL is refused: the memory store and its counts stay.
+      const toRedis = (url: string) =>
+        config(2)
+          .replaceAll("MOCK", String(mock.port))
+          .replace("limits:\n", `limits:\n  store: redis\n${url === "" ? "" : `  redis_url: ${url}\n`}`)
+      await writeFile(proxy.file, toRedis(""))
+      expect(await Effect.runPromise(proxy.config.reload)).toBe(false)
+      expect((await chat(port, LIMITED)).status).toBe(429)
+      // A valid one: the Redis store is opened and used from the next request on (its window is empty).
+      await writeFile(proxy.file, toRedis(redis.url))
+      expect(await Effect.runPromise(proxy.config.reload)).toBe(true)
+      await until(async () => (await chat(port, LIMITED)).status === 200)
+      expect((await chat(port, LIMITED)).status).toBe(200)
+      expect((await chat(port, LIMITED)).status).toBe(429)
+      expect(await redis.command("ZCARD", "openproxy:limits:{team-rpm}:r")).toBe(":2")
+    } finally {
+      await proxy.close()
+      await redis.dispose()
     }
   })
 })
