@@ -84,6 +84,16 @@ describe("limits on the request path (memory store)", () => {
     expect(r.text).not.toContain(LIMITED)
   })
 
+  it("a streamed body (over 64 KiB): admitted ones reach the upstream whole, refused ones close the connection", async () => {
+    const big = JSON.stringify({ model: "m", messages: [{ role: "user", content: "x".repeat(200 * 1024) }] })
+    const ok = await chat(port, STREAMS, big)
+    expect(ok.status).toBe(200)
+    expect(mock.received.at(-1)?.bodyBytes).toBe(Buffer.byteLength(big))
+    const refused = await chat(port, LIMITED, big)
+    expect([refused.status, refused.headers.connection]).toEqual([429, "close"])
+    expect(JSON.parse(refused.text).error.type).toBe("rate_limit_exceeded")
+  })
+
   it("refuses over HTTP/2 (h2c) the same way", async () => {
     const session = http2.connect(`http://127.0.0.1:${port}`)
     try {
