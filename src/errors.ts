@@ -23,7 +23,11 @@ const Responses = {
   /** Sent with `connectPortMismatch(N, M)` as the body: `CONNECT port N does not match provider port M`. */
   connectPortMismatch: [400, "CONNECT port does not match provider port"],
   connectNoPort: [400, "CONNECT target has no port"],
-  methodNotAllowed: [405, "method not allowed"]
+  methodNotAllowed: [405, "method not allowed"],
+  /** A client key over one of its limits (SPEC §12); HTTP answers it in the provider type's JSON shape instead. */
+  keyRateLimited: [429, "rate limit exceeded"],
+  /** The limits store failed and `limits.on_store_error` is `closed` (SPEC §12). */
+  limitsUnavailable: [503, "limits store unavailable"]
 } as const satisfies Record<string, readonly [number, string]>
 
 /** Why the proxy answered itself: the reason of a refusal or of an upstream failure. */

@@ -100,7 +100,7 @@ describe("admin port with workers: 2", () => {
     const providers = JSON.parse((await h1(admin, { path: "/providers", headers: auth })).text).providers
     expect(providers.map((p: { host: string; healthy: boolean }) => [p.host, p.healthy])).toEqual([["127.0.0.1", true]])
     const keys = JSON.parse((await h1(admin, { path: "/keys", headers: auth })).text).keys
-    expect(keys).toEqual([{ name: "team-w", providers: "all" }])
+    expect(keys).toEqual([{ name: "team-w", providers: "all", limits: null }])
     for (const p of ["/metrics", "/providers", "/keys"]) {
       const body = (await h1(admin, { path: p, headers: auth })).text
       for (const s of SECRETS) expect({ p, leaked: body.includes(s) }).toEqual({ p, leaked: false })

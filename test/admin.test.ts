@@ -113,9 +113,9 @@ describe("admin listener", () => {
     )
     const keys = JSON.parse((await get(admin, "/keys", ADMIN_KEY)).text)
     expect(keys.keys).toEqual([
-      { name: "team-a", providers: "all" },
-      { name: expect.stringMatching(/^key-[0-9a-f]{8}$/), providers: "all" },
-      { name: "only-down", providers: ["down.test#1"] }
+      { name: "team-a", providers: "all", limits: null },
+      { name: expect.stringMatching(/^key-[0-9a-f]{8}$/), providers: "all", limits: null },
+      { name: "only-down", providers: ["down.test#1"], limits: null }
     ])
     for (const path of ["/metrics", "/providers", "/keys", "/readyz", "/healthz"]) {
       const body = (await get(admin, path, ADMIN_KEY)).text

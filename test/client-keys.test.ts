@@ -65,7 +65,9 @@ describe("named client keys: config", () => {
       "auth_keys[0].name: required (the name metrics and logs show for this key)"
     )
     expect(await fails(withKeys("[{name: a}]"))).toBe("auth_keys[0].key: required (the client key)")
-    expect(await fails(withKeys("[{name: a, key: k, limit: 1}]"))).toBe("auth_keys[0].limit: unknown field")
+    expect(await fails(withKeys("[{name: a, key: k, limit: 1}]"))).toBe(
+      "auth_keys[0].limit: unknown field (did you mean limits?)"
+    )
     expect(await fails(withKeys("[7]"))).toBe("auth_keys[0]: must be a string or a mapping {name, key} (got a number)")
     expect(await fails(withKeys("[{name: a, key: ''}]"))).toBe("auth_keys[0].key: must not be empty")
   })

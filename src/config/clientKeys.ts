@@ -1,19 +1,23 @@
 // Named client keys (SPEC §10): an `auth_keys` entry, global or per provider, is a string or `{name, key}`. A
 // string is named `key-` + the first 8 hex digits of its SHA-256, so metrics and logs can tell keys apart without
-// ever showing one. The name is what the router reports for a request; never the key. `limits` (§12) will be one
-// more field of the mapping form.
+// ever showing one. The name is what the router reports for a request; never the key. The mapping form may carry
+// the key's `limits` (§12).
 import { createHash } from "node:crypto"
 import * as Effect from "effect/Effect"
 import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import { required } from "./fields.js"
+import type { LimitSpec } from "../limits/types.js"
+import { optional, required } from "./fields.js"
+import { LimitFields } from "./limits.js"
 import { kind, no, ok, oneOrMany, Secret, value } from "./values.js"
 
 /** A client key and the name metrics, logs and the admin API show for it. */
 export interface ClientKey {
   readonly name: string
   readonly key: Redacted.Redacted<string>
+  /** `limits` of the mapping form (SPEC §12); absent: `limits.defaults` apply. */
+  readonly limits?: LimitSpec | undefined
 }
 
 /** The name of a key written as a plain string: `key-` + the first 8 hex digits of its SHA-256. */
@@ -32,7 +36,8 @@ const Name = value("key name", (u) =>
 /** The mapping form `{name, key}`. */
 const NamedKey = Schema.Struct({
   name: required("name", Name, "required (the name metrics and logs show for this key)", "Shown for this key."),
-  key: required("key", Secret, "required (the client key)", "The client key (environment variables allowed).")
+  key: required("key", Secret, "required (the client key)", "The client key (environment variables allowed)."),
+  limits: optional("limits", LimitFields, "This key's limits (§12); absent: limits.defaults.")
 })
 
 type SecretContext = Schema.Schema.Context<typeof Secret>

@@ -14,6 +14,7 @@ import type * as Schema from "effect/Schema"
 import { LineCounter, parseDocument } from "yaml"
 import { checkNames, distinctKeys, type KeyAt } from "./clientKeys.js"
 import { firstProblem, formatPath } from "./issues.js"
+import { keyLimitsOf } from "./limits.js"
 import { Provider, toProvider } from "./provider.js"
 import { DEFAULT_HEALTH_CHECK_INTERVAL_MS, Top } from "./schema.js"
 import type { ConfigSnapshot, TlsListenerConfig } from "./types.js"
@@ -129,6 +130,11 @@ const snapshot = (input: unknown, source: string): Effect.Effect<ConfigSnapshot,
     })
     const clash = checkNames(keysAt)
     if (clash !== undefined) return yield* invalid(clash.field, clash.reason)
+    if (settings.limits.store === "redis" && settings.limits.redisUrl === undefined) {
+      return yield* invalid("limits.redis_url", "required when limits.store is redis")
+    }
+    const keyLimits = keyLimitsOf(keysAt, settings.limits.defaults)
+    if ("field" in keyLimits) return yield* invalid(keyLimits.field, keyLimits.reason)
 
     const hc = settings.healthCheck
     return {
@@ -138,6 +144,7 @@ const snapshot = (input: unknown, source: string): Effect.Effect<ConfigSnapshot,
       ...settings,
       authKeys: settings.authKeys.map((k) => k.key),
       clientKeys: distinctKeys(keysAt),
+      keyLimits,
       // An explicit health_check.interval wins over the old top-level health_check_interval.
       healthCheck: { ...hc, intervalMs: hc.intervalMs ?? health_check_interval ?? DEFAULT_HEALTH_CHECK_INTERVAL_MS },
       providers

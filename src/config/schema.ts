@@ -15,6 +15,7 @@ import * as Schema from "effect/Schema"
 import { bindAddress } from "./address.js"
 import { ClientKeyList } from "./clientKeys.js"
 import { optional, required, section, withDefault } from "./fields.js"
+import { limitsSection } from "./limits.js"
 import { Bool, checkInt, duration, FilePath, int, no, ok, port, Secret, value } from "./values.js"
 
 /** `health_check.interval` when neither it nor the 2.x top-level `health_check_interval` is set. */
@@ -117,7 +118,7 @@ export const Settings = Schema.Struct({
     "auth_keys",
     ClientKeyList,
     [],
-    "Client keys for every authenticating provider: a string (named key-<sha256 8 hex>) or {name, key}; " +
+    "Client keys for every authenticating provider: a string (named key-<sha256 8 hex>) or {name, key, limits}; " +
       "none (and no provider keys): no client auth."
   ),
   healthCheck: section("health_check", HealthCheck, "Active and passive health checks (§6)."),
@@ -158,7 +159,8 @@ export const Settings = Schema.Struct({
   ),
   admin: optional("admin", Admin, "Admin listener (§10); off when absent."),
   accessLog: withDefault("access_log", Bool, true, "One line per request, WebSocket and tunnel on stdout (§10)."),
-  usage: section("usage", Usage, "Token usage accounting (§10).")
+  usage: section("usage", Usage, "Token usage accounting (§10)."),
+  limits: limitsSection("Limits and budgets per client key (§12).")
 })
 
 /** The whole top level: listeners and `providers` (assembled by load.ts) beside the `Settings`. */

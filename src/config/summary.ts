@@ -1,5 +1,8 @@
 // The human-readable summary `openproxy check` prints: listeners, global settings and one line per
 // provider. It counts keys and names their kind, and never prints a key, a command or a client key.
+
+import { describeRedisUrl } from "../limits/redis.js"
+import type { LimitSpec } from "../limits/types.js"
 import type { ConfigSnapshot, ProviderConfig } from "./types.js"
 
 const seconds = (ms: number): string => `${ms / 1000}s`
@@ -25,6 +28,28 @@ const providerLine = (p: ProviderConfig): string =>
     `auth_keys=${p.authKeys.length}`,
     p.healthCheck === undefined ? "health_check=connect" : `health_check=${p.healthCheck.method} ${p.healthCheck.path}`
   ].join(" ")
+
+const specText = (s: LimitSpec): string =>
+  [
+    s.requestsPerMinute === undefined ? "" : `requests_per_minute=${s.requestsPerMinute}`,
+    s.tokensPerMinute === undefined ? "" : `tokens_per_minute=${s.tokensPerMinute}`,
+    s.concurrentRequests === undefined ? "" : `concurrent_requests=${s.concurrentRequests}`,
+    s.tokensPerDay === undefined ? "" : `tokens_per_day=${s.tokensPerDay}`,
+    s.tokensPerMonth === undefined ? "" : `tokens_per_month=${s.tokensPerMonth}`
+  ]
+    .filter((t) => t !== "")
+    .join(" ")
+
+/** The `limits:` section and each limited key name (SPEC §12); the Redis URL without user or password. */
+const limitsLines = (c: ConfigSnapshot): Array<string> => {
+  const l = c.limits
+  const store = l.store === "redis" && l.redisUrl !== undefined ? `redis ${describeRedisUrl(l.redisUrl)}` : l.store
+  return [
+    `key limits: store ${store}, redis_timeout ${seconds(l.redisTimeoutMs)}, on_store_error ${l.onStoreError}, ` +
+      `default_output_tokens ${l.defaultOutputTokens}, defaults ${l.defaults === undefined ? "none" : specText(l.defaults) || "none"}`,
+    ...[...c.keyLimits].map(([name, spec]) => `  ${name}: ${specText(spec)}`)
+  ]
+}
 
 export const summarize = (c: ConfigSnapshot): string => {
   const hc = c.healthCheck
@@ -56,6 +81,7 @@ export const summarize = (c: ConfigSnapshot): string => {
       `max_request_body_size ${c.maxRequestBodySize} bytes`,
     `connections: max_connections ${c.maxConnections} per process, ` +
       `http2_max_concurrent_streams ${c.http2MaxConcurrentStreams} per session`,
+    ...limitsLines(c),
     `workers: ${c.workers}, graceful_shutdown_timeout ${seconds(c.gracefulShutdownTimeoutMs)}, ` +
       `connect tunnel ${c.connectTunnelEnabled ? "enabled" : "disabled"}`,
     `providers (${c.providers.length}):`,

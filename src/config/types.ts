@@ -5,6 +5,7 @@
 // default are written once, there; what is assembled from several fields is written out here.
 import type * as Redacted from "effect/Redacted"
 import type * as Schema from "effect/Schema"
+import type { LimitSpec } from "../limits/types.js"
 import type { ClientKey } from "./clientKeys.js"
 import type { PROVIDER_TYPES, Provider } from "./provider.js"
 import type { Settings } from "./schema.js"
@@ -103,6 +104,8 @@ export interface ConfigSnapshot extends Omit<SettingsFields, "healthCheck" | "au
    * reports for a request, and what `/keys` lists (names only).
    */
   readonly clientKeys: ReadonlyArray<ClientKey>
+  /** Each key name's limits (its own or `limits.defaults`, SPEC §12); names without any are absent. */
+  readonly keyLimits: ReadonlyMap<string, LimitSpec>
   /** Absolute path of the file this snapshot came from. */
   readonly source: string
   readonly https: TlsListenerConfig | undefined

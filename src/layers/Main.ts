@@ -6,6 +6,7 @@ import * as Admin from "../services/Admin.js"
 import * as Config from "../services/Config.js"
 import * as ConnectionPool from "../services/ConnectionPool.js"
 import * as HealthChecker from "../services/HealthChecker.js"
+import * as Limits from "../services/Limits.js"
 import * as Listener from "../services/Listener.js"
 import * as Metrics from "../services/Metrics.js"
 import * as ProviderKeys from "../services/ProviderKeys.js"
@@ -22,7 +23,9 @@ export const proxyLayer = <E, R>(
 ) => {
   // One KeyResolver for the probes and the request path (ProviderKeys), provided below both.
   const base = Layer.mergeAll(config, Metrics.layer, ProviderKeys.layer)
-  const health = HealthChecker.layer.pipe(Layer.provideMerge(base))
+  // Below the listeners: its Limiter closes only after they drained (requests settle on it to the end).
+  const limits = Limits.layer.pipe(Layer.provideMerge(base))
+  const health = HealthChecker.layer.pipe(Layer.provideMerge(limits))
   const registry = ProviderRegistry.layer.pipe(Layer.provideMerge(health))
   const services = Layer.merge(registry, ConnectionPool.layer)
   const listeners = Listener.layer.pipe(Layer.provideMerge(services), Layer.provide(inherited))

@@ -1,7 +1,8 @@
 // The admin port of a cluster (`workers: N`, SPEC §10), served by the primary for all workers: /metrics is the
 // sum over the workers (prom-client's AggregatorRegistry; gauges of provider health take the lowest); /readyz is
 // ready when every worker is (and at least one runs); /providers merges the workers' views (healthy only if
-// healthy in every worker, in-flight summed, the latest error); /keys comes from the config. The primary re-reads
+// healthy in every worker, in-flight summed, the latest error); /keys is a worker's answer (the names from the
+// config, the limits' figures from the store all workers share), or the config's names when none answers. The primary re-reads
 // the config on SIGHUP (as the workers do) and moves, opens or closes the admin port as it says.
 import cluster from "node:cluster"
 import type * as http from "node:http"
@@ -85,7 +86,8 @@ export const startPrimaryAdmin = async (load: () => Promise<ConfigSnapshot>, log
       return answers.find((a) => !a.readiness.ready)?.readiness ?? { ready: true, reason: "" }
     },
     providers: async () => mergeProviders((await ask()).answers),
-    keys: async () => keyViews(snapshot)
+    // Every worker reads the same limits store (the primary's memory, or Redis): the first answer is the view.
+    keys: async () => (await ask()).answers[0]?.keys ?? keyViews(snapshot)
   }
   const handler = adminHandler(source)
   let current: { config: AdminConfig; server: http.Server } | undefined

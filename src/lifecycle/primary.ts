@@ -14,6 +14,7 @@ import * as Queue from "effect/Queue"
 import * as Ref from "effect/Ref"
 import * as Stream from "effect/Stream"
 import type { ConfigSnapshot } from "../config/types.js"
+import { serveClusterLimits } from "../limits/cluster.js"
 import { event, plain } from "../log.js"
 import { signals } from "../services/Reloader.js"
 import { proxyExecArgv } from "../v8flags.js"
@@ -78,6 +79,8 @@ export const runPrimary = (
       const workers = new Map<Worker, WorkerInfo>()
       const exits = yield* Queue.unbounded<WorkerExit>()
       let admin: PrimaryAdmin | undefined
+      // The memory limits store the workers share (SPEC §12; workers with `limits.store: memory` call it over IPC).
+      const limits = serveClusterLimits()
       const pids = () => [...workers.keys()].map((w) => w.process.pid).join(",")
 
       /** Forks one worker; succeeds once it reports ready, fails if it exits before. */
@@ -168,6 +171,7 @@ export const runPrimary = (
           for (const w of workers.keys()) w.once("exit", () => workers.size === 0 && resume(Effect.void))
           for (const w of workers.keys()) w.process.kill("SIGTERM")
         })
+        limits.close()
         if (pidFile !== undefined) yield* Effect.promise(() => removePidFileIfOurs(pidFile))
       })
       // Runs before the signal handlers go (finalizers run last-added first): signals meanwhile are ignored.

@@ -33,6 +33,20 @@ export interface KeyView {
   readonly name: string
   /** "all" for a global key, else the providers (`host#index`) that accept it. */
   readonly providers: "all" | ReadonlyArray<string>
+  /**
+   * Its limits now (SPEC §12), per limit: `limit` (null: unlimited), `used` in the current window or period,
+   * `remaining`, `reset_ms`; null when the key has none. Absent with `limits_error` when the store did not answer.
+   */
+  readonly limits?: Readonly<Record<string, LimitFigure>> | null
+  readonly limits_error?: string
+}
+
+/** One limit of one key on /keys. */
+export interface LimitFigure {
+  readonly limit: number | null
+  readonly used: number
+  readonly remaining: number | null
+  readonly reset_ms: number
 }
 
 export interface AdminSource {

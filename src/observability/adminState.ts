@@ -4,9 +4,10 @@
 import * as Redacted from "effect/Redacted"
 import type { ConfigSnapshot } from "../config/types.js"
 import type { Router } from "../domain/router.js"
+import type { Figure, KeyUsage, LimitSpec } from "../limits/types.js"
 import type { UpstreamPools } from "../proxy/upstreams.js"
 import type { HealthCheckerService } from "../services/HealthChecker.js"
-import type { KeyView, ProviderView, Readiness } from "./adminHttp.js"
+import type { KeyView, LimitFigure, ProviderView, Readiness } from "./adminHttp.js"
 import { providerLabel } from "./labels.js"
 
 /** A route: what a provider's `host` routing key matches (name, port, prefix). */
@@ -58,5 +59,47 @@ export const keyViews = (c: ConfigSnapshot): ReadonlyArray<KeyView> => {
     if (global.has(value)) return { name: k.name, providers: "all" as const }
     const providers = c.providers.filter((p) => p.authKeys.some((a) => Redacted.value(a) === value))
     return { name: k.name, providers: providers.map(providerLabel) }
+  })
+}
+
+const figure = (f: Figure): LimitFigure => ({
+  limit: f.limit,
+  used: f.used,
+  remaining: f.remaining,
+  reset_ms: f.resetMs
+})
+
+/** The keys of `keyViews` with their limits' figures now (SPEC §12), from `inspect` (the Limits service). */
+export const keyViewsWithLimits = async (
+  c: ConfigSnapshot,
+  inspect: (
+    keys: ReadonlyArray<{ readonly name: string; readonly spec: LimitSpec }>
+  ) => Promise<ReadonlyArray<KeyUsage>>
+): Promise<ReadonlyArray<KeyView>> => {
+  const views = keyViews(c)
+  const limited = c.clientKeys.flatMap((k) => {
+    const spec = c.keyLimits.get(k.name)
+    return spec === undefined ? [] : [{ name: k.name, spec }]
+  })
+  let usage: Map<string, KeyUsage> | undefined
+  try {
+    usage = new Map((await inspect(limited)).map((u) => [u.name, u]))
+  } catch {
+    usage = undefined
+  }
+  return views.map((v): KeyView => {
+    if (!c.keyLimits.has(v.name)) return { ...v, limits: null }
+    const u = usage?.get(v.name)
+    if (u === undefined) return { ...v, limits_error: "limits store unavailable" }
+    return {
+      ...v,
+      limits: {
+        requests_per_minute: figure(u.requestsPerMinute),
+        tokens_per_minute: figure(u.tokensPerMinute),
+        concurrent_requests: figure(u.concurrentRequests),
+        tokens_per_day: figure(u.tokensPerDay),
+        tokens_per_month: figure(u.tokensPerMonth)
+      }
+    }
   })
 }

@@ -9,6 +9,7 @@ import type { Router } from "../domain/router.js"
 import type { Logger } from "../log.js"
 import { makeRequestIds, type RequestIds } from "../observability/requestId.js"
 import type { Exchange } from "./exchange.js"
+import type { LimitsControl } from "./phases/admit.js"
 import type { UpstreamPools } from "./upstreams.js"
 
 /** The services' side: each field is read once per request. */
@@ -22,6 +23,8 @@ export interface ProxyServices {
   readonly onEnd?: (ex: Exchange) => void
   /** Live gauges (SPEC §10 in-flight requests, open WebSockets), called in pairs. */
   readonly gauges?: RequestGauges
+  /** Per-key limits (SPEC §12): the admit phase's Limiter; absent: nothing is limited. */
+  readonly limits?: LimitsControl
 }
 
 /** What the request path counts while it happens (the Metrics service's LiveGauges). */

@@ -8,10 +8,11 @@ import type * as Redacted from "effect/Redacted"
 import type { ProviderType } from "../config/types.js"
 import type { Identity, Router } from "../domain/router.js"
 import type { Usage } from "../domain/usage/usage.js"
-import type { ErrorKind, ProxyError } from "../errors.js"
+import { type ErrorKind, type ProxyError, Refused } from "../errors.js"
+import { refusalMessage } from "../limits/headers.js"
 import type { Outcome } from "../observability/accessLog.js"
 import type { ProxyContext } from "./context.js"
-import { admit } from "./phases/admit.js"
+import { admit, type LimitsHold, type Refusal } from "./phases/admit.js"
 import { resolveCredential } from "./phases/credential.js"
 import { logEnd } from "./phases/log.js"
 import { select } from "./phases/select.js"
@@ -71,6 +72,8 @@ export abstract class Exchange {
   /** Body bytes received from the client and sent to it (WebSocket, tunnel: all bytes each way). */
   bytesIn = 0
   bytesOut = 0
+  /** What the admit phase reserved on the key's limits (SPEC §12); the log phase settles it. */
+  limitsHold: LimitsHold | undefined = undefined
   private ended = false
 
   constructor(
@@ -82,11 +85,21 @@ export abstract class Exchange {
     this.requestId = requestId ?? ctx.requestIds.next()
   }
 
-  /** Phases 3–4 (admit, select) for the first attempt; a refusal is answered, else the credential phase runs. */
+  /** Phases 4 then 3 (select, admit) for the first attempt; a refusal is answered, else the credential phase runs. */
   begin(): void {
-    const refused = admit(this) ?? this.select()
+    const refused = this.select()
     if (refused !== undefined) return this.refuse(refused)
-    this.attempt()
+    admit(this, null, 0)
+  }
+
+  /** The log phase ran (the client may be gone): an answer arriving later is dropped. */
+  get hasEnded(): boolean {
+    return this.ended
+  }
+
+  /** A refusal by the key's limits (SPEC §12): 429. HTTP overrides it with the provider type's JSON and headers. */
+  limited(a: Refusal): void {
+    this.refuse(new Refused({ reason: "keyRateLimited", detail: refusalMessage(this.keyName ?? "", a) }))
   }
 
   /** Select an identity into the exchange (CONNECT overrides it: its target's port decides too). */

@@ -1,4 +1,4 @@
-// The HTTP request path: head checks → route → admit → select → (body) → credential → dispatch → relay, over one
+// The HTTP request path: head checks → route → select → (body) → admit → credential → dispatch → relay, over one
 // HttpExchange per request (src/proxy/httpExchange.ts). Plain callbacks, no Effect per request: Effect owns the
 // lifecycle around it (listeners, pools, config), never the bytes (ARCHITECTURE "Keep bytes out of Effect").
 import type * as http from "node:http"
@@ -9,7 +9,6 @@ import type { ProxyContext } from "./context.js"
 import { framingError } from "./framing.js"
 import { scanRequestHeaders } from "./headers.js"
 import { HttpExchange } from "./httpExchange.js"
-import { admit } from "./phases/admit.js"
 import { route } from "./phases/route.js"
 import type { ClientResponse } from "./respond.js"
 
@@ -44,7 +43,8 @@ export const handleRequest = (
   const connection: object = isH2 ? ((req as http2.Http2ServerRequest).stream.session ?? req) : req.socket
   const digests = ctx.digests
   ex.digest = (key) => digests.of(connection, key)
-  const refused = admit(ex) ?? ex.select()
+  // Phase 4 (select); phase 3 (admit, SPEC §12) follows in `start` once the body is gathered (HttpExchange).
+  const refused = ex.select()
   if (refused !== undefined) return ex.refuse(refused)
 
   const snapshot = ex.router.snapshot

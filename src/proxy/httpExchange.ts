@@ -20,6 +20,8 @@ import type { BodyLimit, BodySink, ClientRequest } from "./body.js"
 import type { ProxyContext } from "./context.js"
 import { Exchange, MAX_ATTEMPTS, outcomeOf } from "./exchange.js"
 import { type RequestHeadInfo, responseHeadersFromRaw, trailersForClient } from "./headers.js"
+import { bodySizeOf, sendLimited } from "./limited.js"
+import { admit, type Refusal } from "./phases/admit.js"
 import { upstreamHeaders, upstreamPath } from "./phases/upstreamRequest.js"
 import { safeToReplay } from "./replay.js"
 import { abortClient, type ClientResponse, sendError } from "./respond.js"
@@ -74,10 +76,18 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
     this.ctx.gauges?.requestEnded()
   }
 
-  /** Starts the first attempt with the request body (the exchange has selected already). */
+  /** Admits (SPEC §12), then starts the first attempt with the request body (the exchange has selected already). */
   start(body: Buffer | Readable | null): void {
     this.body = body
-    this.attempt()
+    admit(this, Buffer.isBuffer(body) ? body : null, bodySizeOf(this.req, body))
+  }
+
+  /** A refusal by the key's limits: 429 in the selected provider type's error shape, with the rate headers. */
+  override limited(a: Refusal): void {
+    this.status = 429
+    this.outcome = "refused"
+    const streamed = this.body !== null && !Buffer.isBuffer(this.body)
+    sendLimited(this.res, a, this.identity!.provider.type, this.keyName ?? "", this.requestId, streamed)
   }
 
   refuse(e: ErrorKind | ProxyError, close = false): void {

@@ -18,10 +18,11 @@ import { serveWorkerAdmin } from "../lifecycle/adminWorker.js"
 import { isUpgradeChild } from "../lifecycle/handover.js"
 import { event, type Logger, plain } from "../log.js"
 import { type AdminSource, adminHandler } from "../observability/adminHttp.js"
-import { keyViews, providerViews, readiness } from "../observability/adminState.js"
+import { keyViews, keyViewsWithLimits, providerViews, readiness } from "../observability/adminState.js"
 import { Config } from "./Config.js"
 import { ConnectionPool } from "./ConnectionPool.js"
 import { HealthChecker } from "./HealthChecker.js"
+import * as Limits from "./Limits.js"
 import { Listener } from "./Listener.js"
 import { Metrics } from "./Metrics.js"
 import { ProviderRegistry } from "./ProviderRegistry.js"
@@ -82,6 +83,7 @@ export const make = Effect.gen(function* () {
   const { pools } = yield* ConnectionPool
   let snapshot = yield* SubscriptionRef.get(config.current)
   const log = yield* plain
+  const limits = yield* Limits.optional
 
   metrics.setSources({
     openConnections: () => Effect.runSync(listener.connections),
@@ -96,7 +98,10 @@ export const make = Effect.gen(function* () {
     metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
     readiness: async () => readiness(registry.current(), health, listener.bound.length > 0),
     providers: async () => providerViews(registry.current(), health, pools),
-    keys: async () => keyViews(registry.current().snapshot)
+    keys: async () => {
+      const c = registry.current().snapshot
+      return limits._tag === "Some" ? keyViewsWithLimits(c, limits.value.inspect) : keyViews(c)
+    }
   }
 
   if (cluster.isWorker) {

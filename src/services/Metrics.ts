@@ -54,6 +54,8 @@ export interface Sources {
   readonly openConnections?: () => number
   /** Each provider of the live config and whether it may be selected now. */
   readonly providerHealth?: () => ReadonlyArray<{ readonly provider: ProviderConfig; readonly healthy: boolean }>
+  /** Whether the limits store answers (SPEC §12); undefined when no store is open. */
+  readonly limitsStoreUp?: () => boolean | undefined
 }
 
 /** Gauges of what is open now that only the request path knows; it calls these in pairs. */
@@ -89,6 +91,8 @@ export interface MetricsService {
   readonly connectError: (provider: ProviderConfig) => void
   readonly retry: (provider: ProviderConfig, reason: RetryReason) => void
   readonly rateLimited: (keyName: string, limit: string) => void
+  /** A limits store call that failed (time-out, unreachable), by operation (SPEC §12). */
+  readonly limitsStoreError: (op: string) => void
   readonly configReload: (ok: boolean) => void
   /** Sets (merges) the scrape-time sources. */
   readonly setSources: (s: Sources) => void
@@ -170,6 +174,9 @@ export const makeMetrics = (): MetricsService => {
   reloads.at("error")
   const retries = reg(new CounterFamily("openproxy_retries_total", "Retried attempts.", ["provider", "reason"]))
   const ratelimited = reg(new CounterFamily("openproxy_ratelimited_total", "Refused by a limit.", ["key", "limit"]))
+  const storeErrors = reg(
+    new CounterFamily("openproxy_limits_store_errors_total", "Failed limits store calls (§12).", ["op"])
+  )
 
   const live = new LiveGauges()
   let sources: Sources = {}
@@ -188,6 +195,19 @@ export const makeMetrics = (): MetricsService => {
   gauge("openproxy_open_connections", "Open client connections.", () => sources.openConnections?.() ?? 0)
   gauge("openproxy_open_streams", "Streamed responses (text/event-stream) in progress.", () => live.streams)
   gauge("openproxy_open_websockets", "Open WebSockets.", () => live.websockets)
+  reg(
+    new Gauge({
+      name: "openproxy_limits_store_up",
+      help: "1 while the limits store answers, 0 while it fails (absent: no store open); with workers, the lowest.",
+      registers: [],
+      aggregator: "min",
+      collect() {
+        this.reset()
+        const up = sources.limitsStoreUp?.()
+        if (up !== undefined) this.set(up ? 1 : 0)
+      }
+    })
+  )
   reg(
     new Gauge({
       name: "openproxy_provider_healthy",
@@ -240,6 +260,9 @@ export const makeMetrics = (): MetricsService => {
     },
     rateLimited: (keyName, limit) => {
       ratelimited.at(keyName, limit).value++
+    },
+    limitsStoreError: (op) => {
+      storeErrors.at(op).value++
     },
     configReload: (ok) => {
       reloads.at(ok ? "ok" : "error").value++

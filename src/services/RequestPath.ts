@@ -5,6 +5,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { makeRequestPath, type ProxyContext, type ProxyServices } from "../proxy/context.js"
 import type { Exchange } from "../proxy/exchange.js"
+import * as Limits from "./Limits.js"
 import * as Metrics from "./Metrics.js"
 
 /** What the metrics learn from an ended exchange (usage and time to first token: with the usage taps). */
@@ -22,8 +23,9 @@ export const requestEnd = (ex: Exchange): Metrics.RequestEnd => ({
 })
 
 export const make = (services: ProxyServices): Effect.Effect<ProxyContext> =>
-  Effect.map(Metrics.optional, (metrics) => {
-    if (Option.isNone(metrics)) return makeRequestPath(services)
+  Effect.map(Effect.zip(Metrics.optional, Limits.optional), ([metrics, limits]) => {
+    const withLimits = Option.isNone(limits) ? services : { ...services, limits: limits.value.control }
+    if (Option.isNone(metrics)) return makeRequestPath(withLimits)
     const m = metrics.value
-    return makeRequestPath({ ...services, gauges: m.live, onEnd: (ex) => m.record(requestEnd(ex)) })
+    return makeRequestPath({ ...withLimits, gauges: m.live, onEnd: (ex) => m.record(requestEnd(ex)) })
   })
