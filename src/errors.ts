@@ -23,7 +23,9 @@ const Responses = {
   /** Sent with `connectPortMismatch(N, M)` as the body: `CONNECT port N does not match provider port M`. */
   connectPortMismatch: [400, "CONNECT port does not match provider port"],
   connectNoPort: [400, "CONNECT target has no port"],
-  methodNotAllowed: [405, "method not allowed"]
+  methodNotAllowed: [405, "method not allowed"],
+  /** Every key of the route cooling down (SPEC §11): sent as `coolingRefusal` (provider-shaped, Retry-After). */
+  coolingDown: [429, "every upstream key of this route is rate limited"]
 } as const satisfies Record<string, readonly [number, string]>
 
 /** Why the proxy answered itself: the reason of a refusal or of an upstream failure. */

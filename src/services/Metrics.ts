@@ -88,6 +88,8 @@ export interface MetricsService {
   /** Called by the HealthChecker's reporter, where every upstream connect failure is already reported. */
   readonly connectError: (provider: ProviderConfig) => void
   readonly retry: (provider: ProviderConfig, reason: RetryReason) => void
+  /** A provider key put into cool-down by a rate-limit answer (SPEC §11). */
+  readonly cooldown: (provider: ProviderConfig) => void
   readonly rateLimited: (keyName: string, limit: string) => void
   readonly configReload: (ok: boolean) => void
   /** Sets (merges) the scrape-time sources. */
@@ -169,6 +171,9 @@ export const makeMetrics = (): MetricsService => {
   reloads.at("ok")
   reloads.at("error")
   const retries = reg(new CounterFamily("openproxy_retries_total", "Retried attempts.", ["provider", "reason"]))
+  const cooldowns = reg(
+    new CounterFamily("openproxy_cooldowns_total", "Provider keys put into cool-down by a rate limit.", ["provider"])
+  )
   const ratelimited = reg(new CounterFamily("openproxy_ratelimited_total", "Refused by a limit.", ["key", "limit"]))
 
   const live = new LiveGauges()
@@ -237,6 +242,9 @@ export const makeMetrics = (): MetricsService => {
     },
     retry: (p, reason) => {
       retries.at(providerLabel(p), reason).value++
+    },
+    cooldown: (p) => {
+      cooldowns.at(providerLabel(p)).value++
     },
     rateLimited: (keyName, limit) => {
       ratelimited.at(keyName, limit).value++

@@ -25,5 +25,11 @@ export const make = (services: ProxyServices): Effect.Effect<ProxyContext> =>
   Effect.map(Metrics.optional, (metrics) => {
     if (Option.isNone(metrics)) return makeRequestPath(services)
     const m = metrics.value
-    return makeRequestPath({ ...services, gauges: m.live, onEnd: (ex) => m.record(requestEnd(ex)) })
+    return makeRequestPath({
+      ...services,
+      gauges: m.live,
+      onEnd: (ex) => m.record(requestEnd(ex)),
+      onRetry: m.retry,
+      onCooldown: m.cooldown
+    })
   })
