@@ -252,6 +252,8 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
         code: classifyUpstreamError(err).code
       })
       this.outcome = "truncated"
+      // finished: the client's close that follows is this abort, not a client leaving (keeps `truncated`)
+      this.finished = true
       abortClient(this.res)
       return
     }
