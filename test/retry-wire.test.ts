@@ -6,6 +6,7 @@
 // cooling answers the proxy's own 429; WebSocket handshakes retried; one provider stopped under load.
 import * as http from "node:http"
 import * as http2 from "node:http2"
+import type * as net from "node:net"
 import type { AddressInfo } from "node:net"
 import * as Effect from "effect/Effect"
 import { afterEach, describe, expect, it } from "vitest"
@@ -15,13 +16,14 @@ import type { ProviderConfig } from "../src/config/types.js"
 import { KeyResolver } from "../src/domain/keys.js"
 import { Router } from "../src/domain/router.js"
 import { makeLogger } from "../src/log.js"
+import type { FaultRule } from "../src/mock/faults.js"
 import { makeRequestPath, type ProxyContext } from "../src/proxy/context.js"
 import type { Exchange } from "../src/proxy/exchange.js"
 import { handleRequest } from "../src/proxy/forward.js"
 import { UpstreamPools } from "../src/proxy/upstreams.js"
 import { handleUpgrade } from "../src/proxy/websocket.js"
 import { seriesValue } from "./support/metrics.js"
-import { type FaultRule, type MockProvider, startMockProvider } from "./support/mockProvider.js"
+import { type MockProvider, startMockProvider } from "./support/mockProvider.js"
 import { startProxy } from "./support/proxy.js"
 
 const CHAT = JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] })
@@ -83,7 +85,7 @@ const harness = async (yaml: string): Promise<Harness> => {
     onCooldown: (p: ProviderConfig) => cooldowns.push(p.index)
   })
   const h1 = http.createServer((req, res) => handleRequest(ctx, 80, req, res))
-  h1.on("upgrade", (req, socket, head) => handleUpgrade(ctx, req, socket, head))
+  h1.on("upgrade", (req, socket, head) => handleUpgrade(ctx, req, socket as net.Socket, head))
   const h2 = http2.createServer((req, res) => handleRequest(ctx, 80, req, res))
   const port = await listen(h1)
   const h2port = await listen(h2)
