@@ -95,6 +95,8 @@ export const retryGate = (
   coolDown(ex, status, raw)
   const snapshot = ex.router.snapshot
   if (snapshot.retry.onStatus.includes(status)) {
+    // the provider answered: reachable, whatever the status (passive health, SPEC §6; onHeaders does it otherwise)
+    ex.ctx.health.connected(ex.identity!.providerId)
     const delay = nextAttempt(ex, "status", status, ex.replayable)
     return delay < 0 ? undefined : new DiscardGate(ex, status, statusText, raw, delay)
   }

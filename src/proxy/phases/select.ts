@@ -14,8 +14,12 @@ import type { Exchange } from "../exchange.js"
  * exchange is the router's `Avoid` once it has tried an identity or some key is cooling (else the fast path).
  */
 export const routeOnce = (ex: Exchange): RouteResult => {
-  const avoid = ex.tried !== undefined || ex.ctx.cooldowns.size > 0
-  if (avoid) ex.now = Date.now()
+  const reg = ex.ctx.cooldowns
+  let avoid = ex.tried !== undefined
+  if (avoid || reg.size > 0) {
+    ex.now = Date.now()
+    avoid ||= reg.anyCooling(ex.now)
+  }
   return ex.router.route(ex.hostName, ex.port, ex.url, ex.clientKey, ex.excluded, ex.digest, avoid ? ex : undefined)
 }
 
