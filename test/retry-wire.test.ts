@@ -279,6 +279,31 @@ providers:
   })
 })
 
+describe("resets before the response head", () => {
+  it.each([
+    ["HTTP/1.1", false],
+    ["h2c", true]
+  ])("an upstream (%s) that resets before its head: the request goes to the other provider", async (_name, h2) => {
+    const a = await startMockProvider({ keys: { openai: "sk-a" }, http2: h2, faults: [{ reset: true, times: 1 }] })
+    closers.push(() => a.close())
+    const b = await mock("sk-b")
+    const h = await harness(`
+http_port: 0
+providers:
+  - ${provider(a, `api_key: "sk-a", priority: 1${h2 ? ", http2: true" : ""}`)}
+  - ${provider(b, 'api_key: "sk-b"')}
+`)
+    const r = await post(h.port)
+    expect(r.status).toBe(200)
+    expect(a.counts().requests).toBe(1)
+    expect(b.counts().requests).toBe(1)
+    expect(h.retries).toEqual([[0, "reset"]])
+    // the provider itself is not excluded for later requests (a reset is not a connect failure)
+    expect((await post(h.port)).status).toBe(200)
+    expect(a.counts().requests).toBe(2)
+  })
+})
+
 describe("request bodies", () => {
   it("a body over retry.max_body_bytes is sent once and never replayed; one within it is", async () => {
     const a = await mock("sk-a", [{ status: 503 }])
@@ -529,6 +554,41 @@ providers:
     expect(b.counts().requests).toBe(2)
     expect(h.retries).toEqual([[0, "status"]])
     expect(h.cooldowns).toEqual([0])
+  })
+})
+
+describe("every key cooling, WebSocket", () => {
+  it("a handshake to a route whose keys all cool down gets the proxy's 429 in the provider's shape", async () => {
+    const a = await startMockProvider({
+      keys: { anthropic: "sk-a" },
+      faults: [{ status: 429, retryAfter: 20, times: 1 }]
+    })
+    closers.push(() => a.close())
+    const h = await harness(`
+http_port: 0
+providers:
+  - { type: anthropic, host: "llm.test", endpoint: "127.0.0.1:${a.port}", tls: false, api_key: "sk-a" }
+`)
+    // an HTTP request is limited first (the mock's 429 for any key), which cools the one key down
+    expect((await post(h.port, { path: "/v1/messages" })).status).toBe(429)
+    const refused = await new Promise<{ status: number; retryAfter: string | undefined; body: string }>(
+      (resolve, reject) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${h.port}/v1/realtime`, { headers: { host: "llm.test" } })
+        ws.on("unexpected-response", (_req, res) => {
+          let body = ""
+          res.on("data", (c) => {
+            body += c
+          })
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers["retry-after"], body }))
+        })
+        ws.on("open", () => reject(new Error("upgraded")))
+        ws.on("error", () => undefined)
+      }
+    )
+    expect(refused.status).toBe(429)
+    expect(Number(refused.retryAfter)).toBeGreaterThanOrEqual(18)
+    expect(JSON.parse(refused.body)).toMatchObject({ type: "error", error: { type: "rate_limit_error" } })
+    expect(a.counts().requests).toBe(1)
   })
 })
 
