@@ -15,6 +15,8 @@ import type { ClientResponse } from "./respond.js"
 
 /** A discarded answer larger than this is aborted rather than read (error bodies are a few hundred bytes). */
 const KEEP_LIMIT = 64 * 1024
+/** A held stream that sends this much without a content event is released as it is (memory stays bounded). */
+const HOLD_LIMIT = 1024 * 1024
 
 /** A response the client did not see (yet): status, head and body as they came. */
 export interface HeldAnswer {
@@ -85,6 +87,7 @@ export class DiscardGate implements ResponseGate {
  */
 export class FirstTokenGate implements ResponseGate {
   private readonly chunks: Array<Buffer> = []
+  private held = 0
   private readonly tap: SseUsageTap | undefined
   private readonly watchdog: FirstTokenWatchdog | undefined
   /** The deadline passed and the next attempt is selected: start it after this delay once this one is gone. */
@@ -104,6 +107,8 @@ export class FirstTokenGate implements ResponseGate {
 
   data(chunk: Buffer): boolean {
     this.chunks.push(chunk)
+    this.held += chunk.length
+    if (this.held > HOLD_LIMIT) return this.release()
     if (this.tap !== undefined) {
       this.tap.push(chunk)
       if (this.tap.contentSeen) return this.release()
