@@ -9,6 +9,7 @@ import * as http2 from "node:http2"
 import type * as net from "node:net"
 import type { AddressInfo } from "node:net"
 import * as Effect from "effect/Effect"
+import OpenAI from "openai"
 import { afterEach, describe, expect, it } from "vitest"
 import WebSocket from "ws"
 import { parseConfig } from "../src/config/load.js"
@@ -593,7 +594,7 @@ providers:
 })
 
 describe("a provider stopped under load", () => {
-  it("no client-visible error other than requests in flight on the stopped one", async () => {
+  it("an SDK loop over 10 s: no client-visible error other than requests in flight on the stopped one", async () => {
     const a = await startMockProvider({ keys: { openai: "sk-a" } })
     let aClosed = false
     closers.push(async () => {
@@ -604,15 +605,14 @@ describe("a provider stopped under load", () => {
 http_port: 0
 http_bind_address: 127.0.0.1
 providers:
-  - ${provider(a, 'api_key: "sk-a"')}
-  - ${provider(b, 'api_key: "sk-b"')}
+  - { type: openai, host: "127.0.0.1", endpoint: "127.0.0.1:${a.port}", tls: false, api_key: "sk-a" }
+  - { type: openai, host: "127.0.0.1", endpoint: "127.0.0.1:${b.port}", tls: false, api_key: "sk-b" }
 `)
     closers.push(proxy.close)
-    const port = proxy.httpPort!
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 8 })
-    closers.push(async () => agent.destroy())
+    // the official SDK without its own retries: every failure the proxy lets through is seen
+    const client = new OpenAI({ apiKey: "client", baseURL: `http://127.0.0.1:${proxy.httpPort}/v1`, maxRetries: 0 })
     const CONCURRENCY = 8
-    const until = Date.now() + 8000
+    const until = Date.now() + 10_000
     let stoppedAt = Number.POSITIVE_INFINITY
     const failures: Array<{ at: number; what: string }> = []
     let ok = 0
@@ -620,22 +620,26 @@ providers:
       while (Date.now() < until) {
         const at = Date.now()
         try {
-          const r = await post(port, { agent })
-          if (r.status === 200 && r.complete) ok++
-          else failures.push({ at, what: String(r.status) })
+          const r = await client.chat.completions.create({
+            model: "gpt-4o-mini",
+            messages: [{ role: "user", content: "hi" }]
+          })
+          if (r.choices[0]?.message.content) ok++
+          else failures.push({ at, what: "empty" })
         } catch (e) {
           failures.push({ at, what: (e as Error).message })
         }
       }
     }
     const load = Promise.all(Array.from({ length: CONCURRENCY }, worker))
-    await sleep(3000)
+    await sleep(4000)
     stoppedAt = Date.now()
     aClosed = true
     await a.close()
     await load
     expect(ok).toBeGreaterThan(100)
-    // at most the requests in flight when it stopped (started before), none after
+    expect(a.counts().requests).toBeGreaterThan(10)
+    // at most the requests in flight on the stopped one when it stopped (started before), none after
     expect(failures.filter((f) => f.at >= stoppedAt)).toEqual([])
     expect(failures.length).toBeLessThanOrEqual(CONCURRENCY)
   }, 30_000)
