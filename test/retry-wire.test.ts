@@ -6,8 +6,8 @@
 // cooling answers the proxy's own 429; WebSocket handshakes retried; one provider stopped under load.
 import * as http from "node:http"
 import * as http2 from "node:http2"
-import type * as net from "node:net"
-import type { AddressInfo } from "node:net"
+import * as net from "node:net"
+import { type AddressInfo, connect as netConnect } from "node:net"
 import * as Effect from "effect/Effect"
 import OpenAI from "openai"
 import { afterEach, describe, expect, it } from "vitest"
@@ -594,6 +594,44 @@ providers:
     expect(Number(refused.retryAfter)).toBeGreaterThanOrEqual(18)
     expect(JSON.parse(refused.body)).toMatchObject({ type: "error", error: { type: "rate_limit_error" } })
     expect(a.counts().requests).toBe(1)
+  })
+})
+
+describe("CONNECT", () => {
+  it("a tunnel whose first provider refuses the connection goes to the other provider of the host and port", async () => {
+    // an echo server on 127.0.0.1:P; nothing listens on 127.0.0.2:P (same port, so both providers match the target)
+    const echo = net.createServer((sock) => {
+      sock.on("error", () => undefined)
+      sock.pipe(sock)
+    })
+    const port = await new Promise<number>((r) =>
+      echo.listen(0, "127.0.0.1", () => r((echo.address() as AddressInfo).port))
+    )
+    closers.push(() => new Promise((r) => echo.close(() => r())))
+    const proxy = await startProxy(`
+http_port: 0
+http_bind_address: 127.0.0.1
+connect_tunnel_enabled: true
+providers:
+  - { type: forward, host: "t.test", endpoint: "127.0.0.2:${port}", tls: false, priority: 10 }
+  - { type: forward, host: "t.test", endpoint: "127.0.0.1:${port}", tls: false }
+`)
+    closers.push(proxy.close)
+    const got = await new Promise<string>((resolve, reject) => {
+      const sock = netConnect(proxy.httpPort!, "127.0.0.1")
+      let text = ""
+      sock.on("error", reject)
+      sock.on("data", (c: Buffer) => {
+        text += c.toString()
+        if (text.includes("\r\n\r\n") && !text.includes("ping")) sock.write("ping")
+        if (text.endsWith("ping")) {
+          sock.destroy()
+          resolve(text)
+        }
+      })
+      sock.write(`CONNECT t.test:${port} HTTP/1.1\r\nHost: t.test:${port}\r\n\r\n`)
+    })
+    expect(got).toBe("HTTP/1.1 200 Connection Established\r\n\r\nping")
   })
 })
 
