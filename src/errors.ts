@@ -27,7 +27,9 @@ const Responses = {
   /** A client key over one of its limits (SPEC §12); HTTP answers it in the provider type's JSON shape instead. */
   keyRateLimited: [429, "rate limit exceeded"],
   /** The limits store failed and `limits.on_store_error` is `closed` (SPEC §12). */
-  limitsUnavailable: [503, "limits store unavailable"]
+  limitsUnavailable: [503, "limits store unavailable"],
+  /** Every key of the route cooling down (SPEC §11): sent as `coolingRefusal` (provider-shaped, Retry-After). */
+  coolingDown: [429, "every upstream key of this route is rate limited"]
 } as const satisfies Record<string, readonly [number, string]>
 
 /** Why the proxy answered itself: the reason of a refusal or of an upstream failure. */

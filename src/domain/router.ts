@@ -7,14 +7,29 @@ import { hashName } from "../config/clientKeys.js"
 import type { ConfigSnapshot, ProviderConfig, ProviderKey, ProviderType } from "../config/types.js"
 import { keyDigest } from "./credentials.js"
 import { providerIdOf } from "./providers.js"
+import { type CoolingView, coolingWait, nextIdentity } from "./retry/order.js"
+import { identityId } from "./retry/registry.js"
 
 /** One upstream identity: a provider and one of its keys (or none), with its selection weight. */
 export interface Identity {
   readonly provider: ProviderConfig
   /** Stable across reloads while the provider's routing-relevant settings are unchanged (SPEC §6). */
   readonly providerId: string
+  /** `identityId(providerId, keyIndex)`: the key of the cool-down registry and of a request's tried set (SPEC §11). */
+  readonly id: string
   readonly key: ProviderKey | undefined
   readonly weight: number
+}
+
+/**
+ * What a request avoids besides unhealthy and excluded providers (SPEC §11): identities it already tried and
+ * identities cooling down. The exchange itself is one (no allocation per route call).
+ */
+export interface Avoid {
+  readonly tried: ReadonlySet<string> | undefined
+  readonly cooling: CoolingView | undefined
+  /** Epoch ms the cool-downs are compared with. */
+  readonly now: number
 }
 
 interface Entry {
@@ -38,6 +53,14 @@ export type RouteResult =
       readonly path: string
       readonly candidates: number
       /** The name of the client key that was accepted (SPEC §10); undefined when no key was checked. */
+      readonly keyName: string | undefined
+    }
+  | {
+      /** Every identity of the route not yet tried is cooling down: `identity` is free first, in `waitMs`. */
+      readonly _tag: "Cooling"
+      readonly identity: Identity
+      readonly path: string
+      readonly waitMs: number
       readonly keyName: string | undefined
     }
 
@@ -126,8 +149,14 @@ export class Router {
       const acceptedNames = [...globalNames, ...p.authKeys.map(nameOf)]
       const identities: Array<Identity> =
         p.keys.length === 0
-          ? [{ provider: p, providerId, key: undefined, weight: p.weight }]
-          : p.keys.map((key) => ({ provider: p, providerId, key, weight: key.weight }))
+          ? [{ provider: p, providerId, id: identityId(providerId, 0), key: undefined, weight: p.weight }]
+          : p.keys.map((key, k) => ({
+              provider: p,
+              providerId,
+              id: identityId(providerId, k),
+              key,
+              weight: key.weight
+            }))
       const entry: Entry = {
         provider: p,
         providerId,
@@ -150,7 +179,9 @@ export class Router {
    * key (none: 401) → healthy and not `exclude`d (none: 503) → the longest matching prefix among those →
    * non-fallback if any → highest priority → weighted random. The key is checked before any prefix preference,
    * so a key accepted only by an un-prefixed provider reaches it with the path unchanged.
-   * `clientKey(type)` yields the client's key as that type reads it.
+   * `clientKey(type)` yields the client's key as that type reads it. With `avoid` (SPEC §11), an entry whose
+   * identities are all tried or cooling is skipped like an unhealthy one, and the pick is `nextIdentity`'s (same
+   * tiers, weighted among the eligible identities); when only cooling ones are left: `Cooling`.
    */
   route(
     hostname: string,
@@ -158,11 +189,12 @@ export class Router {
     url: string,
     clientKey: (type: ProviderType) => string | undefined,
     exclude?: ReadonlySet<string>,
-    digest: (key: string) => Buffer = keyDigest
+    digest: (key: string) => Buffer = keyDigest,
+    avoid?: Avoid
   ): RouteResult {
     const list = this.byHost.get(hostname)
     if (list === undefined) return NOT_FOUND
-    if (list.length === 1 && exclude === undefined) {
+    if (list.length === 1 && exclude === undefined && avoid === undefined) {
       // The common case, one provider for the host name: no intermediate state.
       const e = list[0]
       const hp = e.provider.host
@@ -187,6 +219,8 @@ export class Router {
     // ends where the prefix gets shorter (two prefixes of equal length covering one path are the same prefix).
     let pool: Array<Entry> | undefined
     let prefixLen = -1
+    /** Entries skipped only because every identity is tried or cooling (SPEC §11). */
+    let cooling: Array<Entry> | undefined
     for (const e of list) {
       const hp = e.provider.host
       if (pool !== undefined && hp.pathPrefix.length < prefixLen) break
@@ -202,13 +236,32 @@ export class Router {
       }
       accepted = true
       if (exclude?.has(e.providerId) || !this.isHealthy(e.providerId)) continue
+      if (avoid !== undefined && !hasEligible(e, avoid)) {
+        cooling ??= []
+        cooling.push(e)
+        continue
+      }
       if (pool === undefined) {
         pool = [e]
         prefixLen = hp.pathPrefix.length
       } else pool.push(e)
     }
-    if (pool === undefined) return !matched ? NOT_FOUND : !accepted ? UNAUTHORIZED : UNAVAILABLE
+    if (pool === undefined) {
+      if (cooling !== undefined && avoid?.cooling !== undefined) {
+        const w = coolingWait(cooling, avoid.tried, avoid.cooling, avoid.now)
+        if (w !== undefined) {
+          const path = stripPrefix(w.identity.provider.host.pathPrefix, url)
+          return { _tag: "Cooling", identity: w.identity, path, waitMs: w.waitMs, keyName }
+        }
+      }
+      return !matched ? NOT_FOUND : !accepted ? UNAUTHORIZED : UNAVAILABLE
+    }
     const path = stripPrefix(pool[0].provider.host.pathPrefix, url)
+    if (avoid !== undefined) {
+      // Every pool entry has an eligible identity, so there is one.
+      const identity = nextIdentity(pool, avoid.tried, avoid.cooling, avoid.now) as Identity
+      return { _tag: "Ok", identity, path, candidates: pool.length, keyName }
+    }
     if (pool.length === 1) {
       const e = pool[0]
       const identity = e.identities.length === 1 ? e.identities[0] : pickWeighted(pool)
@@ -228,6 +281,16 @@ export class Router {
       keyName
     }
   }
+}
+
+/** Whether an entry has an identity not tried by the request and not cooling down. */
+const hasEligible = (e: Entry, avoid: Avoid): boolean => {
+  for (const i of e.identities) {
+    if (avoid.tried?.has(i.id) === true) continue
+    if (avoid.cooling?.isCooling(i.id, avoid.now) === true) continue
+    return true
+  }
+  return false
 }
 
 const pickWeighted = (tier: ReadonlyArray<Entry>): Identity => {

@@ -8,6 +8,13 @@ import { type Readable, Transform, type TransformCallback } from "node:stream"
 /** Bodies up to this size are gathered into one Buffer before dispatch: cheaper, and replayable on a retry. */
 export const GATHER_LIMIT = 64 * 1024
 
+/**
+ * How much of a body is gathered under a snapshot's `retry:` (SPEC §11): up to `max_body_bytes` while retries are
+ * on, so such a body can be sent to another identity; never less than GATHER_LIMIT.
+ */
+export const gatherLimit = (retry: { readonly attempts: number; readonly maxBodyBytes: number }): number =>
+  retry.attempts > 0 && retry.maxBodyBytes > GATHER_LIMIT ? retry.maxBodyBytes : GATHER_LIMIT
+
 export type ClientRequest = http.IncomingMessage | http2.Http2ServerRequest
 
 /** Counts a body of unknown length on its way upstream and fails it past the limit. */
@@ -42,10 +49,16 @@ export interface BodySink {
 
 /**
  * Reads a request body of `contentLength` (-1: unknown) into `sink`: a large declared one streams, a small one
- * (or one of unknown length that stays small) is gathered.
+ * (or one of unknown length that stays within `gather`) is gathered.
  */
-export const readBody = (req: ClientRequest, sink: BodySink, contentLength: number, maxSize: number): void => {
-  if (contentLength > GATHER_LIMIT) return sink.start(req)
+export const readBody = (
+  req: ClientRequest,
+  sink: BodySink,
+  contentLength: number,
+  maxSize: number,
+  gather = GATHER_LIMIT
+): void => {
+  if (contentLength > gather) return sink.start(req)
   const chunks: Array<Buffer> = []
   let size = 0
   const onData = (c: Buffer) => {
@@ -57,7 +70,7 @@ export const readBody = (req: ClientRequest, sink: BodySink, contentLength: numb
       chunks.length = 0
       return sink.tooLarge()
     }
-    if (size <= GATHER_LIMIT || contentLength >= 0) return
+    if (size <= gather || contentLength >= 0) return
     // Larger than a small body and of unknown length: stream it, counted against the limit.
     req.removeListener("data", onData)
     req.removeListener("end", onEnd)

@@ -2,9 +2,11 @@
 // parts (router of the live snapshot, pools, the process's KeyResolver, passive health, log) plus the state that
 // belongs to one request path rather than to a module (request ids, per-connection key digests), so two proxies
 // embedded in one process share nothing.
+import type { ProviderConfig } from "../config/types.js"
 import { ConnectionKeyDigests } from "../domain/credentials.js"
 import type { KeyResolver } from "../domain/keys.js"
 import type { HealthReporter } from "../domain/providers.js"
+import { CooldownRegistry, type RetryReason } from "../domain/retry/index.js"
 import type { Router } from "../domain/router.js"
 import type { Logger } from "../log.js"
 import { makeRequestIds, type RequestIds } from "../observability/requestId.js"
@@ -25,6 +27,9 @@ export interface ProxyServices {
   readonly gauges?: RequestGauges
   /** Per-key limits (SPEC §12): the admit phase's Limiter; absent: nothing is limited. */
   readonly limits?: LimitsControl
+  /** Counts (SPEC §11, `openproxy_retries_total` / `openproxy_cooldowns_total`): a retried attempt, a cool-down. */
+  readonly onRetry?: (provider: ProviderConfig, reason: RetryReason) => void
+  readonly onCooldown?: (provider: ProviderConfig) => void
 }
 
 /** What the request path counts while it happens (the Metrics service's LiveGauges). */
@@ -39,11 +44,14 @@ export interface ProxyContext extends ProxyServices {
   /** Request ids unique across workers and processes (SPEC §10). */
   readonly requestIds: RequestIds
   readonly digests: ConnectionKeyDigests
+  /** Provider keys cooling down after a rate limit (SPEC §11); one per request path, so it outlives reloads. */
+  readonly cooldowns: CooldownRegistry
 }
 
 /** The request path's context over the services (one per Listener). */
 export const makeRequestPath = (services: ProxyServices): ProxyContext => ({
   ...services,
   requestIds: makeRequestIds(),
-  digests: new ConnectionKeyDigests()
+  digests: new ConnectionKeyDigests(),
+  cooldowns: new CooldownRegistry()
 })

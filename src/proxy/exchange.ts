@@ -6,7 +6,8 @@
 // A class with fields, so a request costs one object for all of it.
 import type * as Redacted from "effect/Redacted"
 import type { ProviderType } from "../config/types.js"
-import type { Identity, Router } from "../domain/router.js"
+import type { CoolingRefusal, CoolingView, FailureKind } from "../domain/retry/index.js"
+import type { Avoid, Identity, Router } from "../domain/router.js"
 import type { Usage } from "../domain/usage/usage.js"
 import { type ErrorKind, type ProxyError, Refused } from "../errors.js"
 import { refusalMessage } from "../limits/headers.js"
@@ -15,10 +16,8 @@ import type { ProxyContext } from "./context.js"
 import { admit, type LimitsHold, type Refusal } from "./phases/admit.js"
 import { resolveCredential } from "./phases/credential.js"
 import { logEnd } from "./phases/log.js"
+import { nextAttempt } from "./phases/retry.js"
 import { select } from "./phases/select.js"
-
-/** Upstream attempts for one request, WebSocket or tunnel (a failed connect fails over to another provider). */
-export const MAX_ATTEMPTS = 3
 
 /** How the client reached us (the access log's `protocol`, SPEC §10). */
 export type ExchangeProtocol = "http/1.1" | "h2" | "h2c" | "ws" | "tunnel"
@@ -32,7 +31,7 @@ export const outcomeOf = (kind: ErrorKind): Outcome =>
 
 const noKey = (): undefined => undefined
 
-export abstract class Exchange {
+export abstract class Exchange implements Avoid {
   /** The router the request started with: every attempt (and a fail-over) reads this snapshot (SPEC §7). */
   readonly router: Router
   readonly requestId: string
@@ -56,6 +55,14 @@ export abstract class Exchange {
   attempts = 0
   /** Providers tried and failed to connect to: a fail-over never selects them again. */
   excluded: Set<string> | undefined = undefined
+  /** Identities (`Identity.id`) tried by this request: a retry never selects them again (SPEC §11). */
+  tried: Set<string> | undefined = undefined
+  /** Epoch ms of the last selection (the router's `Avoid`). */
+  now = 0
+  /** Wait before the next attempt: the identity selected is cooling down for this long (within `retry.max_wait`). */
+  waitMs = 0
+  /** The proxy's 429 when every key of the route is cooling down (the refusal `coolingDown`). */
+  refusal: CoolingRefusal | undefined = undefined
   /** The status the client received (0 until a head went out). */
   status = 0
   /** Upstream time to first byte of the response head (ms since start), negative until one arrived. */
@@ -107,24 +114,37 @@ export abstract class Exchange {
     return select(this)
   }
 
+  /** The cool-down registry, as the router's `Avoid` reads it. */
+  get cooling(): CoolingView {
+    return this.ctx.cooldowns
+  }
+
   /** One attempt: resolve the identity's credential, then dispatch (a failed command key is refused 502). */
   attempt(): void {
+    if (this.waitMs > 0) return this.wait()
     this.attempts++
     resolveCredential(this)
   }
 
+  /** The selected identity is cooling down for `waitMs` (within `retry.max_wait`): its attempt starts after. */
+  protected wait(): void {
+    const ms = this.waitMs
+    this.waitMs = 0
+    setTimeout(() => this.attempt(), ms)
+  }
+
   /**
-   * The fail-over policy on a connect error (SPEC §6 passive health, issue 10's safe-replay rule): the caller
-   * asks only when nothing reached the upstream. The provider is reported and excluded; true when another
-   * identity of the same route was selected and the caller should start `attempt()` (on the next turn, when a
-   * library is still unwinding the failed connection).
+   * The retry policy (SPEC §11, src/proxy/phases/retry.ts) after an attempt that failed before anything reached
+   * the client (the caller asks only then): true when another identity of the same route was selected and its
+   * attempt scheduled (on the next turn: a library may still be unwinding the failed one). A connect failure
+   * reports the provider to passive health and excludes it.
    */
-  failOver(): boolean {
-    const id = this.identity!.providerId
-    this.ctx.health.connectFailed(id)
-    this.excluded ??= new Set()
-    this.excluded.add(id)
-    return this.attempts < MAX_ATTEMPTS && this.select() === undefined
+  retry(kind: FailureKind, status: number, replayable: boolean): boolean {
+    const delay = nextAttempt(this, kind, status, replayable)
+    if (delay < 0) return false
+    this.waitMs = delay
+    setImmediate(() => this.attempt())
+    return true
   }
 
   /** Phase 6 (dispatch), with `identity`, `path` and `key` set: the protocol's own. */

@@ -4,7 +4,7 @@
 import type * as http from "node:http"
 import type * as http2 from "node:http2"
 import { clientKeyFor, splitPath } from "../domain/credentials.js"
-import { type ClientRequest, readBody } from "./body.js"
+import { type ClientRequest, gatherLimit, readBody } from "./body.js"
 import type { ProxyContext } from "./context.js"
 import { framingError } from "./framing.js"
 import { scanRequestHeaders } from "./headers.js"
@@ -57,5 +57,5 @@ export const handleRequest = (
     ? !(req as http2.Http2ServerRequest).stream.endAfterHeaders
     : contentLength > 0 || info.transferEncoding !== undefined
   if (!hasBody) return ex.start(null)
-  readBody(req, ex, contentLength, snapshot.maxRequestBodySize)
+  readBody(req, ex, contentLength, snapshot.maxRequestBodySize, gatherLimit(snapshot.retry))
 }

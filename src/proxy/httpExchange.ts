@@ -18,13 +18,15 @@ import {
 } from "../errors.js"
 import type { BodyLimit, BodySink, ClientRequest } from "./body.js"
 import type { ProxyContext } from "./context.js"
-import { Exchange, MAX_ATTEMPTS, outcomeOf } from "./exchange.js"
+import { Exchange, outcomeOf } from "./exchange.js"
 import { type RequestHeadInfo, responseHeadersFromRaw, trailersForClient } from "./headers.js"
 import { bodySizeOf, sendLimited } from "./limited.js"
 import { admit, type Refusal } from "./phases/admit.js"
+import { nextAttempt, retryGate, sendCoolingRefusal } from "./phases/retry.js"
 import { upstreamHeaders, upstreamPath } from "./phases/upstreamRequest.js"
 import { safeToReplay } from "./replay.js"
 import { abortClient, type ClientResponse, sendError } from "./respond.js"
+import { type HeldAnswer, type ResponseGate, relayHeld } from "./responseGate.js"
 import type { ConnectionAware, TrackedClient, Upstream, UpstreamConnection } from "./upstreams.js"
 
 export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler, ConnectionAware, BodySink {
@@ -47,6 +49,14 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
   readAtWrite = 0
   /** The upstream sent something for this attempt (a head, even an interim 1xx one). */
   answered = false
+  /** The body can be sent again on a retry (none, or gathered and at most `retry.max_body_bytes`; SPEC §11). */
+  replayable = true
+  /** Set while the attempt's response is discarded (retryable status) or held (first-token window). */
+  gate: ResponseGate | undefined = undefined
+  /** The attempt's final head went through the retry step already. */
+  private gated = false
+  /** The last upstream answer a retry did not relay: relayed when every later attempt fails without one. */
+  lastAnswer: HeldAnswer | undefined = undefined
 
   constructor(
     ctx: ProxyContext,
@@ -79,6 +89,7 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
   /** Admits (SPEC §12), then starts the first attempt with the request body (the exchange has selected already). */
   start(body: Buffer | Readable | null): void {
     this.body = body
+    this.replayable = body === null || (Buffer.isBuffer(body) && body.length <= this.router.snapshot.retry.maxBodyBytes)
     admit(this, Buffer.isBuffer(body) ? body : null, bodySizeOf(this.req, body))
   }
 
@@ -94,6 +105,8 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
     const kind = reasonOf(e)
     this.status = statusOf(kind)
     this.outcome = outcomeOf(kind)
+    if (kind === "coolingDown" && this.refusal !== undefined)
+      return sendCoolingRefusal(this.res, this.refusal, this.requestId)
     sendError(this.res, e, close, this.requestId)
   }
 
@@ -117,6 +130,7 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
     this.via = undefined
     this.conn = undefined
     this.answered = false
+    this.gated = false
     try {
       upstream.dispatcher.dispatch(
         {
@@ -162,6 +176,13 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
       if (this.conn !== undefined) this.conn.served++
     }
     if (status < 200) return true
+    if (!this.gated) {
+      // SPEC §11: a retryable status is not relayed while another identity can answer; a stream under the
+      // first-token deadline is held until its first content event.
+      this.gated = true
+      this.gate = retryGate(this, status, raw, resume, statusText)
+      if (this.gate !== undefined) return true
+    }
     this.responded = true
     this.ttfbMs = performance.now() - this.startedAt
     this.ctx.health.connected(this.identity!.providerId)
@@ -203,6 +224,7 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
   }
 
   onData(chunk: Buffer): boolean {
+    if (this.gate !== undefined) return this.gate.data(chunk)
     if ((this.res as NodeJS.WritableStream).write(chunk)) return true
     this.res.once("drain", this.onDrain)
     return false
@@ -212,6 +234,7 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
 
   /** Trailers: raw pairs on HTTP/1.1 (typed so by undici), an object on HTTP/2 (what undici really passes). */
   onComplete(trailers: Array<string> | null): void {
+    if (this.gate !== undefined) return this.gate.complete(trailers)
     this.done()
     this.finished = true
     if (this.isH2 && trailers !== null && !Array.isArray(trailers)) {
@@ -223,6 +246,7 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
 
   onError(err: Error): void {
     this.done()
+    if (this.gate !== undefined) return this.gate.error(err)
     const provider = this.identity!.provider.index
     if (this.responded && this.clientGone) {
       // The client left mid-response (a cancelled generation, a closed tab): the upstream request was aborted on
@@ -238,6 +262,8 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
         code: classifyUpstreamError(err).code
       })
       this.outcome = "truncated"
+      // finished: the client's close that follows is this abort, not a client leaving (keeps `truncated`)
+      this.finished = true
       abortClient(this.res)
       return
     }
@@ -245,17 +271,64 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
     if (this.limit?.exceeded) return this.refuse("tooLarge", true)
     const c = classifyUpstreamError(err)
     // A TLS error on a connection that carried the request is not a failure to connect.
-    const connectFailure = c.connectFailure && this.conn === undefined
-    const replayable = this.body === null || Buffer.isBuffer(this.body)
-    if (connectFailure) {
-      // A provider that cannot be reached fails over (the one policy of src/proxy/exchange.ts).
-      if (!replayable) this.ctx.health.connectFailed(this.identity!.providerId)
-      else if (this.failOver()) return this.again()
+    if (c.connectFailure && this.conn === undefined) {
+      // A provider that cannot be reached: another one of the route (SPEC §11, src/proxy/phases/retry.ts).
+      if (this.retry("connect", 0, this.replayable)) return
       return this.fail(c, err)
     }
-    // A stale pooled connection is retried on a fresh one, same identity.
-    if (replayable && this.attempts < MAX_ATTEMPTS && safeToReplay(this, this.req.method, err)) return this.again()
+    // A stale pooled connection is retried on a fresh one, same identity (issue 10's rule, once even with
+    // `retry.attempts: 0`: a pooling artefact, not an upstream failure).
+    const gathered = this.body === null || Buffer.isBuffer(this.body)
+    const bound = Math.max(1, this.router.snapshot.retry.attempts)
+    if (gathered && this.attempts <= bound && safeToReplay(this, this.req.method, err)) return this.again()
+    // Closed or reset before the head: another identity (never the same one again on a fresh connection).
+    if (!this.answered && c.code !== "UND_ERR_HEADERS_TIMEOUT" && this.retry("reset", 0, this.replayable)) return
     this.fail(c, err)
+  }
+
+  // ---- the retry step's side (src/proxy/responseGate.ts)
+
+  /** The current attempt's upstream protocol (`x-upstream-protocol`). */
+  get upstreamProtocol(): string {
+    return this.upstream?.protocol ?? "http/1.1"
+  }
+
+  /** The current attempt may still be retried after its first-token deadline: the delay, or -1 when not. */
+  abandonForFirstToken(): number {
+    if (this.clientGone || this.finished) return -1
+    return nextAttempt(this, "first_token", 0, this.replayable)
+  }
+
+  /** Aborts the current attempt (a discarded answer too large, a stream past its first-token deadline). */
+  abortAttempt(err: Error): void {
+    this.abortUpstream?.(err)
+  }
+
+  /** A gated attempt is over: keep its answer (if any) and start the next attempt after `delayMs`. */
+  nextAfterGate(answer: HeldAnswer | undefined, delayMs: number): void {
+    this.gate = undefined
+    this.done()
+    if (answer !== undefined) this.lastAnswer = answer
+    if (this.clientGone || this.finished) return
+    this.waitMs = delayMs
+    setImmediate(() => this.attempt())
+  }
+
+  /** A held stream failed before its first content event (nothing sent): retried like a reset before the head. */
+  gateFailed(err: Error): void {
+    this.gate = undefined
+    if (this.clientGone || this.finished) return
+    if (this.retry("reset", 0, this.replayable)) return
+    this.fail(classifyUpstreamError(err), err)
+  }
+
+  /** Releases a held stream: its head and held chunks go through the usual callbacks. */
+  releaseHeld(status: number, raw: Array<Buffer>, resume: () => void, text: string, chunks: Array<Buffer>): boolean {
+    this.gate = undefined
+    if (!this.onHeaders(status, raw, resume, text)) return false
+    let flowing = true
+    for (const c of chunks) flowing = this.onData(c)
+    return flowing
   }
 
   /** The next attempt, on the next turn: undici is still unwinding the failed connection inside this callback. */
@@ -270,6 +343,12 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
       code: c.code,
       error: err.message
     })
-    this.refuse(c)
+    const last = this.lastAnswer
+    if (last === undefined) return this.refuse(c)
+    // SPEC §11: every attempt failed, one with an answer: the client gets that answer as it came.
+    this.finished = true
+    this.responded = true
+    this.status = last.status
+    relayHeld(this.res, this.isH2, last, this.requestId)
   }
 }

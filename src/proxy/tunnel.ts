@@ -4,6 +4,7 @@
 // A tunnel is an exchange (src/proxy/exchange.ts): the same select → dispatch → fail-over → log steps as HTTP.
 import type * as http from "node:http"
 import type * as net from "node:net"
+import { coolingRefusal } from "../domain/retry/index.js"
 import {
   classifyUpstreamError,
   connectPortMismatch,
@@ -17,6 +18,7 @@ import type { ProxyContext } from "./context.js"
 import { Exchange, outcomeOf } from "./exchange.js"
 import { scanRequestHeaders } from "./headers.js"
 import { parseHostInto } from "./host.js"
+import { sendCoolingRefusal } from "./phases/retry.js"
 import { routeOnce } from "./phases/select.js"
 import { countRelay } from "./relayTap.js"
 import { sendError } from "./respond.js"
@@ -78,6 +80,14 @@ class TunnelExchange extends Exchange {
       // RFC 9110 §9.3.6: a CONNECT target is host:port (OpenProxy would take the provider's port instead).
       if (this.port === -1) return "connectNoPort"
       if (r.identity.provider.endpointPort === this.port) {
+        if (r._tag === "Cooling") {
+          // SPEC §11: every key cooling; a tunnel carries no key, but its provider is rate limited all the same
+          if (r.waitMs > this.router.snapshot.retry.maxWaitMs) {
+            this.refusal = coolingRefusal(r.identity.provider.type, r.waitMs)
+            return "coolingDown"
+          }
+          this.waitMs = r.waitMs
+        }
         this.identity = r.identity
         this.keyName = r.keyName
         return undefined
@@ -92,6 +102,7 @@ class TunnelExchange extends Exchange {
 
   /** A tunnel carries the client's bytes as they are: no provider credential to resolve. */
   override attempt(): void {
+    if (this.waitMs > 0) return this.wait()
     this.attempts++
     this.dispatch()
   }
@@ -101,7 +112,10 @@ class TunnelExchange extends Exchange {
     this.status = statusOf(kind)
     this.outcome = outcomeOf(kind)
     this.socket.removeListener("close", this.onClientClose)
-    sendError(responseOnSocket(this.req, this.socket), e, true, this.requestId)
+    const res = responseOnSocket(this.req, this.socket)
+    if (kind === "coolingDown" && this.refusal !== undefined)
+      return sendCoolingRefusal(res, this.refusal, this.requestId)
+    sendError(res, e, true, this.requestId)
   }
 
   dispatch(): void {
@@ -133,7 +147,7 @@ class TunnelExchange extends Exchange {
       const c = classifyUpstreamError(err)
       this.ctx.log.log("warn", "tunnel connect failed", { request: this.requestId, provider: p.index, code: c.code })
       if (socket.destroyed) return
-      if (c.connectFailure && this.failOver()) return this.attempt()
+      if (c.connectFailure && this.retry("connect", 0, true)) return
       this.refuse(c)
     }
     up.once("error", onError)

@@ -51,6 +51,10 @@ export const handleUpgrade = (ctx: ProxyContext, req: http.IncomingMessage, sock
         socket.removeListener("close", onClose)
         sendError(responseOnSocket(req, socket), kind, true, ex.requestId)
       },
+      reply: (send) => {
+        socket.removeListener("close", onClose)
+        send(responseOnSocket(req, socket))
+      },
       refused: (res) => {
         socket.removeListener("close", onClose)
         relayRefusal(res, responseOnSocket(req, socket), false, ex.requestId)
@@ -106,6 +110,10 @@ export const handleH2Connect = (ctx: ProxyContext, req: http2.Http2ServerRequest
       fail: (kind) => {
         stream.removeListener("close", onClose)
         sendError(res, kind, false, ex.requestId)
+      },
+      reply: (send) => {
+        stream.removeListener("close", onClose)
+        send(res)
       },
       refused: (upRes) => {
         stream.removeListener("close", onClose)

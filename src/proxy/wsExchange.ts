@@ -12,6 +12,7 @@ import type { WsUsageTap } from "../domain/usage/websocket.js"
 import { classifyUpstreamError, type ErrorKind, type ProxyError, reasonOf, statusOf } from "../errors.js"
 import type { ProxyContext } from "./context.js"
 import { Exchange, outcomeOf } from "./exchange.js"
+import { coolDown, sendCoolingRefusal } from "./phases/retry.js"
 import { route } from "./phases/route.js"
 import { upstreamHeaders, upstreamPath } from "./phases/upstreamRequest.js"
 import { countRelay, isRealtime, realtimeQueryModel, realtimeTap, settleRealtime } from "./relayTap.js"
@@ -117,7 +118,21 @@ export class WsExchange extends Exchange {
     const kind = reasonOf(e)
     this.status = statusOf(kind)
     this.outcome = outcomeOf(kind)
+    const refusal = this.refusal
+    if (kind === "coolingDown" && refusal !== undefined)
+      return this.sink.reply((out) => sendCoolingRefusal(out, refusal, this.requestId))
     this.sink.fail(e)
+  }
+
+  /** A refused handshake: cool its key down on a rate limit; true when another identity's attempt was started. */
+  private retryRefused(res: http.IncomingMessage): boolean {
+    const status = res.statusCode ?? 502
+    coolDown(this, status, res.rawHeaders)
+    if (!this.router.snapshot.retry.onStatus.includes(status) || !this.retry("status", status, true)) return false
+    res.on("error", () => undefined)
+    res.once("end", () => res.socket?.destroy())
+    res.resume()
+    return true
   }
 
   dispatch(): void {
@@ -181,6 +196,8 @@ export class WsExchange extends Exchange {
         timeouts.responseHeaderMs
       )
     })
+    /** An answer came (an error after it is that answer's, not the attempt's). */
+    let answered = false
     const done = () => clearTimeout(headTimer)
     socket.once("close", done)
 
@@ -212,6 +229,9 @@ export class WsExchange extends Exchange {
       done()
       this.ttfbMs = performance.now() - this.startedAt
       this.ctx.health.connected(identity.providerId)
+      // SPEC §11: a refused handshake with a retryable status goes to another identity while there is one.
+      answered = true
+      if (!this.settled && !this.cancelled && this.retryRefused(res)) return
       if (!this.settle()) {
         res.destroy()
         return
@@ -221,15 +241,18 @@ export class WsExchange extends Exchange {
     })
     req.on("error", (err: Error) => {
       done()
-      if (this.settled || this.cancelled) return
+      if (this.settled || this.cancelled || answered) return
       const c = classifyUpstreamError(err)
       this.ctx.log.log("warn", "upstream WebSocket handshake failed", {
         request: this.requestId,
         provider: p.index,
         code: c.code
       })
-      // Fail-over only when the connection never opened (nothing was sent): the same rule as HTTP requests.
-      if (c.connectFailure && !opened && this.failOver()) return this.attempt()
+      // Another identity (SPEC §11): on a connect failure (nothing was sent), or a close before the answer's head
+      // (a handshake has no body: nothing to replay but the head).
+      if (c.connectFailure && !opened) {
+        if (this.retry("connect", 0, true)) return
+      } else if (c.code !== "UND_ERR_HEADERS_TIMEOUT" && this.retry("reset", 0, true)) return
       this.refuse(c)
     })
     req.end()

@@ -35,6 +35,8 @@ export interface Handshake {
 /** Where the outcome of the upstream handshake goes. */
 export interface Sink {
   readonly fail: (e: ErrorKind | ProxyError) => void
+  /** An answer of the proxy's own other than an error (the 429 of SPEC §11), written by `send`. */
+  readonly reply: (send: (out: ClientResponse) => void) => void
   /** A final answer other than 101: relayed with its status, headers and body. */
   readonly refused: (res: http.IncomingMessage) => void
   /** 101 from the upstream, `Sec-WebSocket-Accept` checked; `idleMs` is from the snapshot the handshake began on. */

@@ -90,6 +90,8 @@ export interface MetricsService {
   /** Called by the HealthChecker's reporter, where every upstream connect failure is already reported. */
   readonly connectError: (provider: ProviderConfig) => void
   readonly retry: (provider: ProviderConfig, reason: RetryReason) => void
+  /** A provider key put into cool-down by a rate-limit answer (SPEC §11). */
+  readonly cooldown: (provider: ProviderConfig) => void
   readonly rateLimited: (keyName: string, limit: string) => void
   /** A limits store call that failed (time-out, unreachable), by operation (SPEC §12). */
   readonly limitsStoreError: (op: string) => void
@@ -173,6 +175,9 @@ export const makeMetrics = (): MetricsService => {
   reloads.at("ok")
   reloads.at("error")
   const retries = reg(new CounterFamily("openproxy_retries_total", "Retried attempts.", ["provider", "reason"]))
+  const cooldowns = reg(
+    new CounterFamily("openproxy_cooldowns_total", "Provider keys put into cool-down by a rate limit.", ["provider"])
+  )
   const ratelimited = reg(new CounterFamily("openproxy_ratelimited_total", "Refused by a limit.", ["key", "limit"]))
   const storeErrors = reg(
     new CounterFamily("openproxy_limits_store_errors_total", "Failed limits store calls (§12).", ["op"])
@@ -257,6 +262,9 @@ export const makeMetrics = (): MetricsService => {
     },
     retry: (p, reason) => {
       retries.at(providerLabel(p), reason).value++
+    },
+    cooldown: (p) => {
+      cooldowns.at(providerLabel(p)).value++
     },
     rateLimited: (keyName, limit) => {
       ratelimited.at(keyName, limit).value++

@@ -27,5 +27,11 @@ export const make = (services: ProxyServices): Effect.Effect<ProxyContext> =>
     const withLimits = Option.isNone(limits) ? services : { ...services, limits: limits.value.control }
     if (Option.isNone(metrics)) return makeRequestPath(withLimits)
     const m = metrics.value
-    return makeRequestPath({ ...withLimits, gauges: m.live, onEnd: (ex) => m.record(requestEnd(ex)) })
+    return makeRequestPath({
+      ...withLimits,
+      gauges: m.live,
+      onEnd: (ex) => m.record(requestEnd(ex)),
+      onRetry: m.retry,
+      onCooldown: m.cooldown
+    })
   })

@@ -14,6 +14,7 @@ const SWEEP_AT = 1024
 export class CooldownRegistry {
   private readonly until = new Map<string, number>()
   private sweepAt = SWEEP_AT
+  private nextSweep = 0
 
   /** Cools `id` down until `untilMs` (epoch ms); an existing later cool-down is kept. */
   cool(id: string, untilMs: number, nowMs: number = Date.now()): void {
@@ -59,6 +60,19 @@ export class CooldownRegistry {
     const out: Array<[string, number]> = []
     for (const [id, t] of this.until) if (t > nowMs) out.push([id, t - nowMs])
     return out
+  }
+
+  /**
+   * True while some identity may be cooling down: false at once when none ever was (the request path's fast
+   * path); otherwise sweeps expired entries at most once a second, so an idle registry turns false again.
+   */
+  anyCooling(nowMs: number): boolean {
+    if (this.until.size === 0) return false
+    if (nowMs >= this.nextSweep) {
+      this.sweep(nowMs)
+      this.nextSweep = nowMs + 1000
+    }
+    return this.until.size > 0
   }
 
   /** Entries held, expired ones included until met or swept. */

@@ -84,6 +84,11 @@ export class SseUsageTap {
     this.modelKey = kind === "gemini" ? MODEL_VERSION : MODEL
   }
 
+  /** True once a content event has been pushed (the first-token deadline of SPEC §11 watches this). */
+  get contentSeen(): boolean {
+    return this.firstContentAt !== undefined
+  }
+
   push(chunk: Buffer): void {
     try {
       this.take(chunk)

@@ -1,13 +1,27 @@
 // Phase 4, select (SPEC §3.3): matching providers → those accepting the client's key → healthy and not tried
-// yet → longest prefix, non-fallback, priority, weighted random (src/domain/router.ts). A fail-over re-enters here
-// with the providers already tried excluded; cool-downs (SPEC §11) will be skipped here like unhealthy providers.
+// yet → longest prefix, non-fallback, priority, weighted random (src/domain/router.ts). A retry re-enters here
+// with the providers that failed to connect excluded and the identities already tried avoided; identities cooling
+// down (SPEC §11) are skipped like unhealthy providers. Every identity of the route cooling: wait for the first
+// one within `retry.max_wait`, else the proxy's 429 (`coolingRefusal`).
+
+import { coolingRefusal } from "../../domain/retry/index.js"
 import type { RouteResult } from "../../domain/router.js"
 import type { ErrorKind } from "../../errors.js"
 import type { Exchange } from "../exchange.js"
 
-/** The router's answer for the exchange's host, target and client key, excluding the providers already tried. */
-export const routeOnce = (ex: Exchange): RouteResult =>
-  ex.router.route(ex.hostName, ex.port, ex.url, ex.clientKey, ex.excluded, ex.digest)
+/**
+ * The router's answer for the exchange's host, target and client key, excluding the providers already tried. The
+ * exchange is the router's `Avoid` once it has tried an identity or some key is cooling (else the fast path).
+ */
+export const routeOnce = (ex: Exchange): RouteResult => {
+  const reg = ex.ctx.cooldowns
+  let avoid = ex.tried !== undefined
+  if (avoid || reg.size > 0) {
+    ex.now = Date.now()
+    avoid ||= reg.anyCooling(ex.now)
+  }
+  return ex.router.route(ex.hostName, ex.port, ex.url, ex.clientKey, ex.excluded, ex.digest, avoid ? ex : undefined)
+}
 
 /** Selects into the exchange (identity, path, key name); the refusal when there is nothing to select. */
 export const select = (ex: Exchange): ErrorKind | undefined => {
@@ -19,7 +33,14 @@ export const select = (ex: Exchange): ErrorKind | undefined => {
       return "unauthorized"
     case "Unavailable":
       return "noHealthy"
+    case "Cooling":
+      if (r.waitMs > ex.router.snapshot.retry.maxWaitMs) {
+        ex.refusal = coolingRefusal(r.identity.provider.type, r.waitMs)
+        return "coolingDown"
+      }
+      ex.waitMs = r.waitMs
   }
+  // Ok, or Cooling within max_wait (the attempt waits `waitMs`)
   ex.identity = r.identity
   ex.path = r.path
   ex.keyName = r.keyName
