@@ -1,0 +1,383 @@
+// Retries (SPEC §11) and per-key limits (SPEC §12) together, over real sockets against mock providers that fail on
+// command (src/mock/faults.ts), with the real memory Limiter wrapped to count its calls: a retried request is
+// admitted once (one request of `requests_per_minute`, one `concurrent_requests` slot) and settled once, to the
+// final attempt; a `retry.max_wait` wait holds its slot and gives it back when the client leaves (no upstream call
+// after that); a first-token retry settles once; the proxy's own cooling 429 reserves nothing; a WebSocket
+// handshake retried is one admission.
+import * as http from "node:http"
+import type * as net from "node:net"
+import type { AddressInfo } from "node:net"
+import * as Effect from "effect/Effect"
+import { afterEach, describe, expect, it } from "vitest"
+import WebSocket from "ws"
+import { parseConfig } from "../src/config/load.js"
+import { KeyResolver } from "../src/domain/keys.js"
+import { Router } from "../src/domain/router.js"
+import type { Limiter } from "../src/limits/limiter.js"
+import { openLimiter } from "../src/limits/open.js"
+import type { KeyUsage } from "../src/limits/types.js"
+import { makeLogger } from "../src/log.js"
+import type { FaultRule } from "../src/mock/faults.js"
+import { makeRequestPath } from "../src/proxy/context.js"
+import type { Exchange } from "../src/proxy/exchange.js"
+import { handleRequest } from "../src/proxy/forward.js"
+import { UpstreamPools } from "../src/proxy/upstreams.js"
+import { handleUpgrade } from "../src/proxy/websocket.js"
+import { type MockProvider, startMockProvider } from "./support/mockProvider.js"
+
+const CLIENT = "sk-client-TOPSECRET-1"
+const CHAT = JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }], max_tokens: 50 })
+const CHAT_STREAM = JSON.stringify({
+  model: "gpt-4o-mini",
+  stream: true,
+  messages: [{ role: "user", content: "hi" }],
+  max_tokens: 50
+})
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+const closers: Array<() => Promise<void>> = []
+afterEach(async () => {
+  for (const c of closers.splice(0).reverse()) await c()
+})
+
+const mock = async (key: string, faults?: Array<FaultRule>): Promise<MockProvider> => {
+  const m = await startMockProvider({ keys: { openai: key }, faults })
+  closers.push(() => m.close())
+  return m
+}
+
+interface Calls {
+  admit: number
+  settle: Array<number>
+  release: number
+}
+
+interface Harness {
+  readonly port: number
+  readonly ended: Array<{ status: number; attempts: number; outcome: string }>
+  readonly calls: Calls
+  readonly usage: () => Promise<KeyUsage>
+}
+
+/** The request path with the memory Limiter (its calls counted) and the log phase captured. */
+const harness = async (yaml: string): Promise<Harness> => {
+  const snapshot = await Effect.runPromise(parseConfig(yaml, "/tmp/retry-limits-test.yml", {}))
+  const router = new Router(snapshot)
+  const pools = new UpstreamPools()
+  const real = await openLimiter({ store: "memory" })
+  const calls: Calls = { admit: 0, settle: [], release: 0 }
+  const limiter: Limiter = {
+    ...real,
+    admit: (key, spec, estimate, now) => {
+      calls.admit++
+      return real.admit(key, spec, estimate, now)
+    },
+    settle: (r, tokens) => {
+      calls.settle.push(tokens)
+      return real.settle(r, tokens)
+    },
+    release: (r) => {
+      calls.release++
+      return real.release(r)
+    }
+  }
+  const ended: Harness["ended"] = []
+  const ctx = makeRequestPath({
+    router: () => router,
+    pools,
+    keys: new KeyResolver(),
+    health: { connectFailed: () => undefined, connected: () => undefined },
+    log: makeLogger("text", "error", () => undefined),
+    limits: { limiter: () => limiter, defaultOutputTokens: () => 700 },
+    onEnd: (ex: Exchange) => ended.push({ status: ex.status, attempts: ex.attempts, outcome: ex.outcome })
+  })
+  const server = http.createServer((req, res) => handleRequest(ctx, 80, req, res))
+  server.on("upgrade", (req, socket, head) => handleUpgrade(ctx, req, socket as net.Socket, head))
+  const port = await new Promise<number>((resolve) =>
+    server.listen(0, "127.0.0.1", () => resolve((server.address() as AddressInfo).port))
+  )
+  closers.push(async () => {
+    server.closeAllConnections()
+    await new Promise((r) => server.close(r))
+    await pools.closeAll()
+    await real.close()
+  })
+  const spec = snapshot.keyLimits.get("team")!
+  const usage = async () => (await real.inspect([{ name: "team", spec }]))[0]
+  return { port, ended, calls, usage }
+}
+
+const config = (limits: string, providers: Array<string>, extra = "") => `
+http_port: 0
+auth_keys:
+  - {name: team, key: ${CLIENT}, limits: {${limits}}}
+${extra}
+providers:
+${providers.map((p) => `  - ${p}`).join("\n")}
+`
+
+const provider = (m: MockProvider | number, extra: string) =>
+  `{ type: openai, host: "llm.test", endpoint: "127.0.0.1:${typeof m === "number" ? m : m.port}", tls: false, ${extra} }`
+
+interface Reply {
+  status: number
+  text: string
+}
+
+const post = (port: number, body = CHAT): Promise<Reply> =>
+  new Promise((resolve, reject) => {
+    const req = http.request({
+      host: "127.0.0.1",
+      port,
+      method: "POST",
+      path: "/v1/chat/completions",
+      headers: {
+        host: "llm.test",
+        authorization: `Bearer ${CLIENT}`,
+        "content-type": "application/json",
+        "content-length": Buffer.byteLength(body)
+      },
+      agent: false
+    })
+    req.on("response", (res) => {
+      const chunks: Array<Buffer> = []
+      res.on("data", (c: Buffer) => chunks.push(c))
+      res.on("error", () => undefined)
+      res.on("close", () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }))
+    })
+    req.on("error", reject)
+    req.end(body)
+  })
+
+/** Sends a request and destroys it after `ms` (before any answer). */
+const abortAfter = (port: number, ms: number, body = CHAT): Promise<void> =>
+  new Promise((resolve) => {
+    const req = http.request({
+      host: "127.0.0.1",
+      port,
+      method: "POST",
+      path: "/v1/chat/completions",
+      headers: {
+        host: "llm.test",
+        authorization: `Bearer ${CLIENT}`,
+        "content-type": "application/json",
+        "content-length": Buffer.byteLength(body)
+      },
+      agent: false
+    })
+    req.on("error", () => resolve())
+    req.on("response", (res) => {
+      res.resume()
+      res.on("close", () => resolve())
+    })
+    req.end(body)
+    setTimeout(() => {
+      req.destroy()
+      resolve()
+    }, ms)
+  })
+
+const until = async (what: () => boolean, ms = 3000) => {
+  for (let i = 0; i < ms / 10 && !what(); i++) await sleep(10)
+  return what()
+}
+
+/** A port nothing listens on (connection refused). */
+const deadPort = async () => {
+  const s = http.createServer()
+  const port = await new Promise<number>((r) => s.listen(0, "127.0.0.1", () => r((s.address() as AddressInfo).port)))
+  await new Promise((r) => s.close(r))
+  return port
+}
+
+describe("a retried request is admitted once and settled once", () => {
+  it("503 then 200: one request of requests_per_minute, the slot back, settled once on the estimate", async () => {
+    const a = await mock("sk-a", [{ status: 503 }])
+    const b = await mock("sk-b")
+    const h = await harness(
+      config("requests_per_minute: 3, concurrent_requests: 1, tokens_per_minute: 100000", [
+        provider(a, 'api_key: "sk-a", priority: 1'),
+        provider(b, 'api_key: "sk-b"')
+      ])
+    )
+    expect((await post(h.port)).status).toBe(200)
+    await until(() => h.ended.length === 1)
+    expect(h.ended[0]).toMatchObject({ status: 200, attempts: 2 })
+    expect(a.counts().requests + b.counts().requests).toBe(2)
+    expect(h.calls.admit).toBe(1)
+    expect(h.calls.settle.length + h.calls.release).toBe(1)
+    const u = await h.usage()
+    expect(u.requestsPerMinute.used).toBe(1)
+    expect(u.concurrentRequests.used).toBe(0)
+    // exactly two more fit in the minute, and (one slot) each after the other
+    expect((await post(h.port)).status).toBe(200)
+    expect((await post(h.port)).status).toBe(200)
+    expect((await post(h.port)).status).toBe(429)
+  })
+
+  it("a connect failure then success: one admission, the slot released once", async () => {
+    const dead = await deadPort()
+    const b = await mock("sk-b")
+    const h = await harness(
+      config("requests_per_minute: 10, concurrent_requests: 1", [
+        provider(dead, 'api_key: "sk-a", priority: 1'),
+        provider(b, 'api_key: "sk-b"')
+      ])
+    )
+    expect((await post(h.port)).status).toBe(200)
+    await until(() => h.ended.length === 1)
+    expect(h.ended[0]).toMatchObject({ status: 200, attempts: 2 })
+    expect([h.calls.admit, h.calls.settle.length + h.calls.release]).toEqual([1, 1])
+    const u = await h.usage()
+    expect([u.requestsPerMinute.used, u.concurrentRequests.used]).toEqual([1, 0])
+  })
+
+  it("every attempt failing: the last answer relayed, the reservation released (no tokens counted)", async () => {
+    const a = await mock("sk-a", [{ status: 503 }])
+    const b = await mock("sk-b", [{ status: 529, body: "busy" }])
+    const h = await harness(
+      config("concurrent_requests: 1, tokens_per_minute: 100000", [
+        provider(a, 'api_key: "sk-a", priority: 1'),
+        provider(b, 'api_key: "sk-b"')
+      ])
+    )
+    expect((await post(h.port)).status).toBe(529)
+    await until(() => h.ended.length === 1)
+    expect([h.calls.admit, h.calls.settle.length, h.calls.release]).toEqual([1, 0, 1])
+    const u = await h.usage()
+    expect([u.tokensPerMinute.used, u.concurrentRequests.used]).toEqual([0, 0])
+  })
+})
+
+describe("first_token retry with a token limit", () => {
+  it("the stream replaced after its deadline settles once, to the estimate of the one reservation", async () => {
+    const a = await mock("sk-a", [{ stallMs: 3000, stallAfter: 1 }])
+    const b = await mock("sk-b")
+    const h = await harness(
+      config(
+        "tokens_per_minute: 100000, concurrent_requests: 1",
+        [provider(a, 'api_key: "sk-a", priority: 1'), provider(b, 'api_key: "sk-b"')],
+        "timeouts: { first_token: 300ms }"
+      )
+    )
+    const r = await post(h.port, CHAT_STREAM)
+    expect(r.status).toBe(200)
+    expect(r.text).toContain("[DONE]")
+    await until(() => h.ended.length === 1)
+    expect(h.ended[0]).toMatchObject({ status: 200, attempts: 2, outcome: "ok" })
+    expect(h.calls.admit).toBe(1)
+    expect(h.calls.release).toBe(0)
+    expect(h.calls.settle.length).toBe(1)
+    const u = await h.usage()
+    // what was settled is what the window holds: the estimate, once (not twice)
+    expect(u.tokensPerMinute.used).toBe(h.calls.settle[0])
+    expect(h.calls.settle[0]).toBeGreaterThan(50)
+    expect(u.concurrentRequests.used).toBe(0)
+  })
+})
+
+describe("cooling and retry.max_wait", () => {
+  it("the proxy's own cooling 429 reserves nothing; a max_wait wait holds one slot and is settled once", async () => {
+    const a = await mock("sk-a", [{ status: 429, retryAfterMs: 1500, times: 1 }])
+    const h = await harness(
+      config(
+        "requests_per_minute: 10, concurrent_requests: 1",
+        [provider(a, 'api_key: "sk-a"')],
+        "retry: { max_wait: 3s }"
+      )
+    )
+    // the provider's 429 (no other key): relayed, one admission, released
+    expect((await post(h.port)).status).toBe(429)
+    // the key cools 1.5 s: the next request waits for it, holding its slot meanwhile
+    const waiting = post(h.port)
+    await until(() => h.calls.admit === 2)
+    await sleep(100)
+    expect((await h.usage()).concurrentRequests.used).toBe(1)
+    // a second one is refused by concurrent_requests (the waiting one holds the only slot)
+    const refused = await post(h.port)
+    expect(refused.status).toBe(429)
+    expect(JSON.parse(refused.text).error.type).toBe("rate_limit_exceeded")
+    expect((await waiting).status).toBe(200)
+    await until(() => h.ended.length === 3)
+    const u = await h.usage()
+    // the refusal is not counted (a store counts only what it admits)
+    expect([u.concurrentRequests.used, u.requestsPerMinute.used]).toEqual([0, 2])
+    expect(a.counts().requests).toBe(2)
+  })
+
+  it("beyond max_wait the proxy answers 429 itself before admission: not counted against requests_per_minute", async () => {
+    const a = await mock("sk-a", [{ status: 429, retryAfter: 30, times: 1 }])
+    const h = await harness(config("requests_per_minute: 10", [provider(a, 'api_key: "sk-a"')]))
+    expect((await post(h.port)).status).toBe(429)
+    for (let i = 0; i < 3; i++) expect((await post(h.port)).status).toBe(429)
+    await until(() => h.ended.length === 4)
+    expect(h.calls.admit).toBe(1)
+    expect((await h.usage()).requestsPerMinute.used).toBe(1)
+    expect(a.counts().requests).toBe(1)
+  })
+})
+
+describe("client aborts", () => {
+  it("50 clients leaving during a max_wait wait: every slot back, no upstream request after they left", async () => {
+    const a = await mock("sk-a", [{ status: 429, retryAfterMs: 1500, times: 1 }])
+    const h = await harness(
+      config("concurrent_requests: 50", [provider(a, 'api_key: "sk-a"')], "retry: { max_wait: 3s }")
+    )
+    expect((await post(h.port)).status).toBe(429)
+    await Promise.all(Array.from({ length: 50 }, () => abortAfter(h.port, 200)))
+    expect(await until(() => h.ended.length === 51)).toBe(true)
+    expect((await h.usage()).concurrentRequests.used).toBe(0)
+    // past the cool-down: none of the abandoned waits reached the upstream
+    await sleep(1800)
+    expect(a.counts().requests).toBe(1)
+    expect([h.calls.admit, h.calls.settle.length + h.calls.release]).toEqual([51, 51])
+  }, 15_000)
+
+  it("50 clients leaving during the first-token hold: every slot back, no replacement attempt after they left", async () => {
+    const a = await mock("sk-a", [{ stallMs: 2000, stallAfter: 1 }])
+    const b = await mock("sk-b")
+    const h = await harness(
+      config(
+        "concurrent_requests: 50, tokens_per_minute: 10000000",
+        [provider(a, 'api_key: "sk-a", priority: 1'), provider(b, 'api_key: "sk-b"')],
+        "timeouts: { first_token: 1s }"
+      )
+    )
+    await Promise.all(Array.from({ length: 50 }, () => abortAfter(h.port, 300, CHAT_STREAM)))
+    expect(await until(() => h.ended.length === 50)).toBe(true)
+    const u = await h.usage()
+    expect([u.concurrentRequests.used, u.tokensPerMinute.used]).toEqual([0, 0])
+    await sleep(1200)
+    expect(b.counts().requests).toBe(0)
+    expect(h.calls.settle.length + h.calls.release).toBe(50)
+  }, 15_000)
+})
+
+describe("WebSocket handshake retried", () => {
+  it("a handshake refused 503 then opened elsewhere: one admission, the slot held while open, back after", async () => {
+    const a = await mock("sk-a", [{ status: 503 }])
+    const b = await mock("sk-b")
+    const h = await harness(
+      config("requests_per_minute: 10, concurrent_requests: 1", [
+        provider(a, 'api_key: "sk-a", priority: 1'),
+        provider(b, 'api_key: "sk-b"')
+      ])
+    )
+    const ws = new WebSocket(`ws://127.0.0.1:${h.port}/v1/realtime?model=gpt-realtime`, {
+      headers: { host: "llm.test", authorization: `Bearer ${CLIENT}` }
+    })
+    await new Promise<void>((resolve, reject) => {
+      ws.on("open", () => resolve())
+      ws.on("unexpected-response", (_q, res) => reject(new Error(`status ${res.statusCode}`)))
+      ws.on("error", reject)
+    })
+    expect(a.counts().requests + b.counts().requests).toBe(2)
+    expect(h.calls.admit).toBe(1)
+    expect((await h.usage()).concurrentRequests.used).toBe(1)
+    ws.close()
+    expect(await until(() => h.ended.length === 1)).toBe(true)
+    const u = await h.usage()
+    expect([u.requestsPerMinute.used, u.concurrentRequests.used]).toEqual([1, 0])
+    expect(h.calls.settle.length + h.calls.release).toBe(1)
+  })
+})
