@@ -21,6 +21,7 @@ import type { FaultRule } from "../src/mock/faults.js"
 import { makeRequestPath } from "../src/proxy/context.js"
 import type { Exchange } from "../src/proxy/exchange.js"
 import { handleRequest } from "../src/proxy/forward.js"
+import { handleConnect } from "../src/proxy/tunnel.js"
 import { UpstreamPools } from "../src/proxy/upstreams.js"
 import { handleUpgrade } from "../src/proxy/websocket.js"
 import { type MockProvider, startMockProvider } from "./support/mockProvider.js"
@@ -93,6 +94,7 @@ const harness = async (yaml: string): Promise<Harness> => {
   })
   const server = http.createServer((req, res) => handleRequest(ctx, 80, req, res))
   server.on("upgrade", (req, socket, head) => handleUpgrade(ctx, req, socket as net.Socket, head))
+  server.on("connect", (req, socket, head) => handleConnect(ctx, req, socket as net.Socket, head))
   const port = await new Promise<number>((resolve) =>
     server.listen(0, "127.0.0.1", () => resolve((server.address() as AddressInfo).port))
   )
@@ -380,4 +382,76 @@ describe("WebSocket handshake retried", () => {
     expect([u.requestsPerMinute.used, u.concurrentRequests.used]).toEqual([1, 0])
     expect(h.calls.settle.length + h.calls.release).toBe(1)
   })
+})
+
+describe("CONNECT waiting for a cooling key", () => {
+  it("the client leaving during the max_wait wait: its slot back, and no connection to the provider after", async () => {
+    // a provider that asks for 1.5 s of cool-down, counting the TCP connections it gets
+    let connections = 0
+    const upstream = http.createServer((_req, res) => {
+      res.writeHead(429, { "retry-after-ms": "1500", "content-type": "application/json", "content-length": 2 })
+      res.end("{}")
+    })
+    upstream.on("connection", () => connections++)
+    const upPort = await new Promise<number>((r) =>
+      upstream.listen(0, "127.0.0.1", () => r((upstream.address() as AddressInfo).port))
+    )
+    closers.push(async () => {
+      upstream.closeAllConnections()
+      await new Promise((r) => upstream.close(r))
+    })
+    const h = await harness(
+      config(
+        "concurrent_requests: 5",
+        [provider(upPort, 'api_key: "sk-a"')],
+        "retry: { max_wait: 3s }\nconnect_tunnel_enabled: true"
+      )
+    )
+    expect((await post(h.port)).status).toBe(429)
+    expect(connections).toBe(1)
+    // the key cools 1.5 s: the tunnel waits for it, and its client leaves after 200 ms
+    const client = (await import("node:net")).connect(h.port, "127.0.0.1")
+    client.on("error", () => undefined)
+    let answered = ""
+    client.on("data", (d: Buffer) => {
+      answered += d.toString()
+    })
+    client.write(
+      `CONNECT llm.test:${upPort} HTTP/1.1\r\nHost: llm.test:${upPort}\r\nProxy-Authorization: Bearer ${CLIENT}\r\n\r\n`
+    )
+    await sleep(200)
+    expect(h.calls.admit).toBe(2)
+    client.destroy()
+    // ended while still waiting (before the cool-down passed): no attempt was made
+    expect(await until(() => h.ended.length === 2)).toBe(true)
+    expect(h.ended[1]).toMatchObject({ status: 0, attempts: 0 })
+    expect((await h.usage()).concurrentRequests.used).toBe(0)
+    await sleep(1700)
+    expect(answered).toBe("")
+    expect(connections).toBe(1)
+  }, 10_000)
+})
+
+describe("WebSocket waiting for a cooling key", () => {
+  it("the client leaving during the max_wait wait: its slot back, no handshake sent upstream after", async () => {
+    const a = await mock("sk-a", [{ status: 429, retryAfterMs: 1500, times: 1 }])
+    const h = await harness(
+      config("concurrent_requests: 5", [provider(a, 'api_key: "sk-a"')], "retry: { max_wait: 3s }")
+    )
+    expect((await post(h.port)).status).toBe(429)
+    const client = (await import("node:net")).connect(h.port, "127.0.0.1")
+    client.on("error", () => undefined)
+    client.write(
+      "GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\nHost: llm.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+        `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer ${CLIENT}\r\n\r\n`
+    )
+    await sleep(200)
+    expect(h.calls.admit).toBe(2)
+    client.destroy()
+    expect(await until(() => h.ended.length === 2)).toBe(true)
+    expect(h.ended[1]).toMatchObject({ status: 0, attempts: 0 })
+    expect((await h.usage()).concurrentRequests.used).toBe(0)
+    await sleep(1700)
+    expect(a.counts().requests).toBe(1)
+  }, 10_000)
 })

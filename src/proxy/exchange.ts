@@ -130,7 +130,10 @@ export abstract class Exchange implements Avoid {
   protected wait(): void {
     const ms = this.waitMs
     this.waitMs = 0
-    setTimeout(() => this.attempt(), ms)
+    // the client may leave meanwhile (the log phase released its slot): no attempt then (a tunnel would connect)
+    setTimeout(() => {
+      if (!this.ended) this.attempt()
+    }, ms)
   }
 
   /**
@@ -143,7 +146,9 @@ export abstract class Exchange implements Avoid {
     const delay = nextAttempt(this, kind, status, replayable)
     if (delay < 0) return false
     this.waitMs = delay
-    setImmediate(() => this.attempt())
+    setImmediate(() => {
+      if (!this.ended) this.attempt()
+    })
     return true
   }
 

@@ -164,5 +164,10 @@ export const handleConnect = (ctx: ProxyContext, req: http.IncomingMessage, sock
   const key = connectClientKey(info.proxyAuthorization, info.authorization)
   ex.clientKey = () => key
   socket.once("close", ex.onClientClose)
+  // http.Server sockets allow half-open: a client leaving before the tunnel opens only ends its side (no 'close').
+  // Close it, so the exchange ends now (slot released, no upstream connection for it after a `max_wait` wait).
+  socket.once("end", () => {
+    if (ex.status === 0) socket.destroy()
+  })
   ex.begin()
 }

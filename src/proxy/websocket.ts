@@ -82,6 +82,10 @@ export const handleUpgrade = (ctx: ProxyContext, req: http.IncomingMessage, sock
   const onClose = () => ex.cancel()
   socket.once("close", onClose)
   socket.once("close", () => ex.end())
+  // A client leaving before the answer only ends its side of this half-open socket: close it (as tunnel.ts does).
+  socket.once("end", () => {
+    if (ex.status === 0) socket.destroy()
+  })
   ex.start()
 }
 
