@@ -3,7 +3,8 @@
 // admitted once (one request of `requests_per_minute`, one `concurrent_requests` slot) and settled once, to the
 // final attempt; a `retry.max_wait` wait holds its slot and gives it back when the client leaves (no upstream call
 // after that); a first-token retry settles once; the proxy's own cooling 429 reserves nothing; a WebSocket
-// handshake retried is one admission.
+// handshake retried is one admission; a CONNECT or WebSocket client leaving during a wait ends the exchange at
+// once and nothing reaches the upstream after.
 import * as http from "node:http"
 import type * as net from "node:net"
 import type { AddressInfo } from "node:net"
@@ -283,13 +284,15 @@ describe("cooling and retry.max_wait", () => {
     const a = await mock("sk-a", [{ status: 429, retryAfterMs: 1500, times: 1 }])
     const h = await harness(
       config(
-        "requests_per_minute: 10, concurrent_requests: 1",
+        "requests_per_minute: 10, concurrent_requests: 1, tokens_per_minute: 100000",
         [provider(a, 'api_key: "sk-a"')],
         "retry: { max_wait: 3s }"
       )
     )
-    // the provider's 429 (no other key): relayed, one admission, released
+    // the provider's 429 (no other key): relayed, one admission, released (its tokens not counted)
     expect((await post(h.port)).status).toBe(429)
+    await until(() => h.ended.length === 1)
+    expect([h.calls.settle.length, h.calls.release, (await h.usage()).tokensPerMinute.used]).toEqual([0, 1, 0])
     // the key cools 1.5 s: the next request waits for it, holding its slot meanwhile
     const waiting = post(h.port)
     await until(() => h.calls.admit === 2)
@@ -304,6 +307,9 @@ describe("cooling and retry.max_wait", () => {
     const u = await h.usage()
     // the refusal is not counted (a store counts only what it admits)
     expect([u.concurrentRequests.used, u.requestsPerMinute.used]).toEqual([0, 2])
+    // the waited request settled once, on its estimate: the only tokens in the window
+    expect(h.calls.settle.length).toBe(1)
+    expect(u.tokensPerMinute.used).toBe(h.calls.settle[0])
     expect(a.counts().requests).toBe(2)
   })
 
