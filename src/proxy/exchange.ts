@@ -31,6 +31,11 @@ export const outcomeOf = (kind: ErrorKind): Outcome =>
 
 const noKey = (): undefined => undefined
 
+/** What the access log reads from the client's connection (a net.Socket, or a TLSSocket with `encrypted`). */
+export interface ClientSocket {
+  readonly remoteAddress?: string | undefined
+}
+
 export abstract class Exchange {
   /** The router the request started with: every attempt (and a fail-over) reads this snapshot (SPEC §7). */
   readonly router: Router
@@ -71,6 +76,11 @@ export abstract class Exchange {
   /** Body bytes received from the client and sent to it (WebSocket, tunnel: all bytes each way). */
   bytesIn = 0
   bytesOut = 0
+  /** The client's connection (the access log's `client` and `listener`) and method, set where the exchange starts. */
+  clientSocket: ClientSocket | undefined = undefined
+  method = "GET"
+  /** The protocol spoken to the upstream (`http/1.1`, `h2`), once one was chosen. */
+  upstreamProtocol: string | undefined = undefined
   private ended = false
 
   constructor(
@@ -125,9 +135,17 @@ export abstract class Exchange {
     if (this.ended) return
     this.ended = true
     this.release()
-    logEnd(this)
+    // The usage tap's figures: at once for identity bodies; a gzip/deflate/br body is decoded first (async).
+    const pending = this.beforeLog()
+    if (pending === undefined) logEnd(this)
+    else pending.then(() => logEnd(this))
   }
 
   /** What a protocol releases when it ends (its live gauge), before the log phase. */
   protected release(): void {}
+
+  /** Fills what the log phase reads from the response filter; a promise only when that takes a decode. */
+  protected beforeLog(): Promise<void> | undefined {
+    return undefined
+  }
 }

@@ -8,6 +8,7 @@ import { STATUS_CODES } from "node:http"
 import type * as http2 from "node:http2"
 import type { Readable } from "node:stream"
 import type { Dispatcher } from "undici"
+import type { ResponseUsageTap, UsageChunkFilter } from "../domain/usage/index.js"
 import {
   classifyUpstreamError,
   type ErrorKind,
@@ -20,12 +21,17 @@ import type { BodyLimit, BodySink, ClientRequest } from "./body.js"
 import type { ProxyContext } from "./context.js"
 import { Exchange, MAX_ATTEMPTS, outcomeOf } from "./exchange.js"
 import { type RequestHeadInfo, responseHeadersFromRaw, trailersForClient } from "./headers.js"
+import { type FilteredExchange, filterResponse, finishResponse } from "./phases/responseFilter.js"
 import { upstreamHeaders, upstreamPath } from "./phases/upstreamRequest.js"
+import { fixContentLength, injectUsage } from "./phases/usageInjection.js"
 import { safeToReplay } from "./replay.js"
 import { abortClient, type ClientResponse, sendError } from "./respond.js"
 import type { ConnectionAware, TrackedClient, Upstream, UpstreamConnection } from "./upstreams.js"
 
-export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler, ConnectionAware, BodySink {
+export class HttpExchange
+  extends Exchange
+  implements Dispatcher.DispatchHandler, ConnectionAware, BodySink, FilteredExchange
+{
   limit: BodyLimit | undefined = undefined
   /** The client undici handed the current attempt to (set by TrackedClient.dispatch). */
   via: TrackedClient | undefined = undefined
@@ -45,6 +51,11 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
   readAtWrite = 0
   /** The upstream sent something for this attempt (a head, even an interim 1xx one). */
   answered = false
+  /** Phase 7's state (phases/responseFilter.ts): the usage tap, the usage-chunk strip, the open-stream gauge. */
+  tap: ResponseUsageTap | undefined = undefined
+  strip: UsageChunkFilter | undefined = undefined
+  injected = false
+  streaming = false
 
   constructor(
     ctx: ProxyContext,
@@ -59,6 +70,8 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
       ctx.requestIds.fromHeader(info.requestId)
     )
     ctx.gauges?.requestStarted()
+    this.clientSocket = req.socket
+    this.method = req.method ?? "GET"
     res.on("close", () => {
       if (!this.finished) {
         this.clientGone = true
@@ -74,8 +87,21 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
     this.ctx.gauges?.requestEnded()
   }
 
+  protected override beforeLog(): Promise<void> | undefined {
+    return finishResponse(this)
+  }
+
   /** Starts the first attempt with the request body (the exchange has selected already). */
   start(body: Buffer | Readable | null): void {
+    if (Buffer.isBuffer(body)) {
+      this.bytesIn = body.length
+      // Phase 5 (SPEC §10 usage injection): an OpenAI chat stream asked for its usage chunk.
+      const injected = injectUsage(this, body, this.req.rawHeaders)
+      if (injected !== undefined) {
+        this.injected = true
+        body = injected
+      }
+    } else if (body !== null && this.info.contentLength !== undefined) this.bytesIn = Number(this.info.contentLength)
     this.body = body
     this.attempt()
   }
@@ -84,7 +110,7 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
     const kind = reasonOf(e)
     this.status = statusOf(kind)
     this.outcome = outcomeOf(kind)
-    sendError(this.res, e, close, this.requestId)
+    this.bytesOut += sendError(this.res, e, close, this.requestId)
   }
 
   tooLarge(): void {
@@ -100,6 +126,7 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
     if (this.clientGone) return
     const p = this.identity!.provider
     const headers = upstreamHeaders(this, this.req.rawHeaders, this.info)
+    if (this.injected) fixContentLength(headers, (this.body as Buffer).length)
     // The snapshot the request started with, on every attempt (SPEC §7: a request finishes on its config).
     const upstream = this.ctx.pools.get(p, this.router.snapshot.timeouts)
     this.upstream = upstream
@@ -154,6 +181,7 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
     if (status < 200) return true
     this.responded = true
     this.ttfbMs = performance.now() - this.startedAt
+    this.upstreamProtocol = this.upstream?.protocol
     this.ctx.health.connected(this.identity!.providerId)
     const res = this.res
     if (this.clientGone) {
@@ -189,10 +217,19 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
       return false
     }
     this.status = status
+    filterResponse(this, status, headers, Buffer.isBuffer(this.body) ? this.body : undefined)
     return true
   }
 
   onData(chunk: Buffer): boolean {
+    const tap = this.tap
+    if (tap !== undefined) tap.push(chunk)
+    if (this.strip !== undefined) {
+      const out = this.strip.filter(chunk)
+      if (out === undefined) return true
+      chunk = out
+    }
+    this.bytesOut += chunk.length
     if ((this.res as NodeJS.WritableStream).write(chunk)) return true
     this.res.once("drain", this.onDrain)
     return false
@@ -207,6 +244,11 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
     if (this.isH2 && trailers !== null && !Array.isArray(trailers)) {
       const t = trailersForClient(trailers as Record<string, string | Array<string> | undefined>)
       if (t !== undefined) (this.res as http2.Http2ServerResponse).addTrailers(t)
+    }
+    const rest = this.strip?.flush()
+    if (rest !== undefined) {
+      this.bytesOut += rest.length
+      ;(this.res as NodeJS.WritableStream).write(rest)
     }
     this.res.end()
   }

@@ -7,7 +7,7 @@ import { makeRequestPath, type ProxyContext, type ProxyServices } from "../proxy
 import type { Exchange } from "../proxy/exchange.js"
 import * as Metrics from "./Metrics.js"
 
-/** What the metrics learn from an ended exchange (usage and time to first token: with the usage taps). */
+/** What the metrics learn from an ended exchange. */
 export const requestEnd = (ex: Exchange): Metrics.RequestEnd => ({
   provider: ex.identity?.provider,
   keyName: ex.keyName,
