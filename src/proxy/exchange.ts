@@ -36,6 +36,16 @@ export interface ClientSocket {
   readonly remoteAddress?: string | undefined
 }
 
+/**
+ * Notes the client's address and listener while the connection is open (a closed socket has no address), only
+ * when the access log is on: Node asks the kernel once per connection (and keeps it), not per request.
+ */
+export const noteClient = (ex: Exchange, socket: ClientSocket): void => {
+  if (!ex.router.snapshot.accessLog) return
+  ex.client = socket.remoteAddress
+  if ((socket as { encrypted?: boolean }).encrypted === true) ex.listener = "https"
+}
+
 export abstract class Exchange {
   /** The router the request started with: every attempt (and a fail-over) reads this snapshot (SPEC §7). */
   readonly router: Router
@@ -76,8 +86,9 @@ export abstract class Exchange {
   /** Body bytes received from the client and sent to it (WebSocket, tunnel: all bytes each way). */
   bytesIn = 0
   bytesOut = 0
-  /** The client's connection (the access log's `client` and `listener`) and method, set where the exchange starts. */
-  clientSocket: ClientSocket | undefined = undefined
+  /** The client's address and listener (`http`, `https`) for the access log (`noteClient`), and the method. */
+  client: string | undefined = undefined
+  listener = "http"
   method = "GET"
   /** The protocol spoken to the upstream (`http/1.1`, `h2`), once one was chosen. */
   upstreamProtocol: string | undefined = undefined

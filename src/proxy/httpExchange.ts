@@ -19,7 +19,7 @@ import {
 } from "../errors.js"
 import type { BodyLimit, BodySink, ClientRequest } from "./body.js"
 import type { ProxyContext } from "./context.js"
-import { Exchange, MAX_ATTEMPTS, outcomeOf } from "./exchange.js"
+import { Exchange, MAX_ATTEMPTS, noteClient, outcomeOf } from "./exchange.js"
 import { type RequestHeadInfo, responseHeadersFromRaw, trailersForClient } from "./headers.js"
 import { type FilteredExchange, filterResponse, finishResponse } from "./phases/responseFilter.js"
 import { upstreamHeaders, upstreamPath } from "./phases/upstreamRequest.js"
@@ -70,7 +70,7 @@ export class HttpExchange
       ctx.requestIds.fromHeader(info.requestId)
     )
     ctx.gauges?.requestStarted()
-    this.clientSocket = req.socket
+    noteClient(this, req.socket)
     this.method = req.method ?? "GET"
     res.on("close", () => {
       if (!this.finished) {
