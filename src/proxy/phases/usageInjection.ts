@@ -3,11 +3,9 @@
 // (src/domain/usage/inject.ts: one key inserted, every other byte as the client sent it), so the stream ends with
 // the usage chunk; the response filter (responseFilter.ts) reads it and removes it from what the client receives.
 // Only gathered bodies (a Buffer) without a Content-Encoding, and only when something reads usage.
-import { injectStreamUsage } from "../../domain/usage/index.js"
+import { injectStreamUsage, mayStream } from "../../domain/usage/inject.js"
 import type { Exchange } from "../exchange.js"
 import { usageWanted } from "./responseFilter.js"
-
-const STREAM = Buffer.from('"stream"')
 
 const hasContentEncoding = (raw: ReadonlyArray<string>): boolean => {
   for (let i = 0; i < raw.length; i += 2) {
@@ -21,8 +19,8 @@ const hasContentEncoding = (raw: ReadonlyArray<string>): boolean => {
 export const injectUsage = (ex: Exchange, body: Buffer, rawHeaders: ReadonlyArray<string>): Buffer | undefined => {
   const p = ex.identity!.provider
   if (p.type !== "openai") return undefined
-  // Cheapest test first: most bodies are not streamed requests.
-  if (body.indexOf(STREAM) < 0) return undefined
+  // Cheapest test first: most bodies are not streamed requests (a byte scan for `"stream": true`, no parse).
+  if (!mayStream(body)) return undefined
   const snapshot = ex.router.snapshot
   if (!snapshot.usage.injectOpenaiStreamUsage || ex.ctx.onEnd === undefined || !usageWanted(snapshot)) return undefined
   const path = ex.path
