@@ -17,16 +17,15 @@ const hasContentEncoding = (raw: ReadonlyArray<string>): boolean => {
 
 /** The body to send upstream in place of `body`, or undefined to send it unchanged. */
 export const injectUsage = (ex: Exchange, body: Buffer, rawHeaders: ReadonlyArray<string>): Buffer | undefined => {
-  const p = ex.identity!.provider
-  if (p.type !== "openai") return undefined
-  // Cheapest test first: most bodies are not streamed requests (a byte scan for `"stream": true`, no parse).
-  if (!mayStream(body)) return undefined
-  const snapshot = ex.router.snapshot
-  if (!snapshot.usage.injectOpenaiStreamUsage || ex.ctx.onEnd === undefined || !usageWanted(snapshot)) return undefined
+  if (ex.identity!.provider.type !== "openai") return undefined
   const path = ex.path
   const q = path.indexOf("?")
   const end = q < 0 ? path.length : q
   if (!path.startsWith("/chat/completions", end - 17)) return undefined
+  const snapshot = ex.router.snapshot
+  if (!snapshot.usage.injectOpenaiStreamUsage || ex.ctx.onEnd === undefined || !usageWanted(snapshot)) return undefined
+  // Then the body: a byte scan for `"stream": true` (most chat requests are not streamed), no parse.
+  if (!mayStream(body)) return undefined
   if (hasContentEncoding(rawHeaders)) return undefined
   return injectStreamUsage(body)
 }
