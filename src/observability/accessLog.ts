@@ -111,21 +111,33 @@ export interface AccessLog {
   readonly flush: () => void
 }
 
+/** Pending text past which the writer writes at once instead of waiting for its timer. */
+export const ACCESS_LOG_BUFFER = 64 * 1024
+
 /**
- * An access log writing to `out` (stdout by default): the lines of one event-loop turn are joined and written
- * once, after the turn (stdout on a pipe is a synchronous write per call in Node).
+ * An access log writing to `out` (stdout by default). With `flushMs` 0 the lines of one event-loop turn are
+ * joined and written once, after the turn; with `flushMs` > 0 they are written at most that long after the first
+ * one waiting, or at once past ACCESS_LOG_BUFFER (nginx's `access_log … buffer= flush=`): stdout on a file or pipe
+ * is a synchronous write per call in Node, so at one request per turn (a single client) a write per line would
+ * cost a system call per request. `flush` writes what is pending (at shutdown).
  */
 export const makeAccessLog = (
   format: "json" | "text",
-  out: (chunk: string) => void = (chunk) => process.stdout.write(chunk)
+  out: (chunk: string) => void = (chunk) => process.stdout.write(chunk),
+  flushMs = 0
 ): AccessLog => {
   let pending = ""
   let scheduled = false
+  let timer: ReturnType<typeof setTimeout> | undefined
   // Many lines end within one millisecond under load: their ISO time is built once.
   let lastTime = -1
   let lastIso = ""
   const flush = () => {
     scheduled = false
+    if (timer !== undefined) {
+      clearTimeout(timer)
+      timer = undefined
+    }
     if (pending === "") return
     const chunk = pending
     pending = ""
@@ -138,9 +150,14 @@ export const makeAccessLog = (
         lastIso = new Date(e.time).toISOString()
       }
       pending += formatWithTime(format, e, lastIso)
+      if (pending.length >= ACCESS_LOG_BUFFER) return flush()
       if (!scheduled) {
         scheduled = true
-        setImmediate(flush)
+        if (flushMs <= 0) setImmediate(flush)
+        else {
+          timer = setTimeout(flush, flushMs)
+          timer.unref()
+        }
       }
     },
     flush

@@ -88,7 +88,7 @@ export class HttpExchange
   }
 
   protected override beforeLog(): Promise<void> | undefined {
-    return finishResponse(this)
+    return finishResponse(this, Buffer.isBuffer(this.body) ? this.body : undefined)
   }
 
   /** Starts the first attempt with the request body (the exchange has selected already). */
@@ -217,7 +217,7 @@ export class HttpExchange
       return false
     }
     this.status = status
-    filterResponse(this, status, headers, Buffer.isBuffer(this.body) ? this.body : undefined)
+    filterResponse(this, status, headers)
     return true
   }
 

@@ -14,6 +14,9 @@ import type { Exchange } from "../proxy/exchange.js"
 import { accessEntry } from "../proxy/phases/log.js"
 import * as Metrics from "./Metrics.js"
 
+/** How long an access line may wait to be written with the next ones (one write per batch, not per request). */
+export const ACCESS_LOG_FLUSH_MS = 50
+
 /** What the metrics learn from an ended exchange. */
 export const requestEnd = (
   ex: Exchange,
@@ -35,7 +38,7 @@ export const make = (services: ProxyServices): Effect.Effect<ProxyContext, never
   Effect.gen(function* () {
     const metrics = Option.getOrUndefined(yield* Metrics.optional)
     const out = yield* FiberRef.get(accessOutput)
-    const access = makeAccessLog(out.format, out.write)
+    const access = makeAccessLog(out.format, out.write, ACCESS_LOG_FLUSH_MS)
     // The lines of the last turn, once the listener has drained (its finalizer runs before this one).
     yield* Effect.addFinalizer(() => Effect.sync(access.flush))
     const onEnd = (ex: Exchange): void => {

@@ -57,13 +57,12 @@ const isEventStream = (type: string | undefined): boolean =>
 
 /**
  * Sets up the filter for a response head about to be relayed: the open-streams gauge for an event stream, and
- * (when usage is read) the tap, the request model (from a gathered body, or Gemini's path) and the strip.
+ * (when usage is read) the tap and the strip. The request's model is read at the end, off the response's path.
  */
 export const filterResponse = (
   ex: FilteredExchange,
   status: number,
-  headers: Array<string> | Record<string, string | Array<string>>,
-  requestBody: Buffer | undefined
+  headers: Array<string> | Record<string, string | Array<string>>
 ): void => {
   const contentType = headerValue(headers, "content-type")
   if (isEventStream(contentType) && ex.ctx.gauges !== undefined) {
@@ -77,7 +76,6 @@ export const filterResponse = (
   const path = q < 0 ? full : full.slice(0, q)
   const source = usageSource(type, path, contentType)
   if (source.kind === "none") return
-  ex.model = requestModel(type, path, requestBody)
   const tap = createUsageTap(source, headerValue(headers, "content-encoding"))
   ex.tap = tap
   if (ex.injected && status === 200 && source.kind === "sse") ex.strip = new UsageChunkFilter()
@@ -90,10 +88,11 @@ const take = (ex: Exchange, r: SseUsageResult): void => {
 }
 
 /**
- * At the end (whatever the outcome: a client that left gets the usage seen so far): the tap's figures into the
- * exchange. Undefined when they are in; a promise (never rejecting) only while an encoded body is decoded.
+ * At the end (whatever the outcome: a client that left gets the usage seen so far): the tap's figures and the
+ * request's model (from the gathered body, or Gemini's path) into the exchange. Undefined when they are in; a
+ * promise (never rejecting) only while an encoded body is decoded.
  */
-export const finishResponse = (ex: FilteredExchange): Promise<void> | undefined => {
+export const finishResponse = (ex: FilteredExchange, requestBody: Buffer | undefined): Promise<void> | undefined => {
   if (ex.streaming) {
     ex.streaming = false
     ex.ctx.gauges?.streamClosed()
@@ -101,6 +100,10 @@ export const finishResponse = (ex: FilteredExchange): Promise<void> | undefined 
   const tap = ex.tap
   if (tap === undefined) return undefined
   ex.tap = undefined
+  const type = ex.identity!.provider.type as "openai" | "anthropic" | "gemini"
+  const full = ex.path
+  const q = full.indexOf("?")
+  ex.model = requestModel(type, q < 0 ? full : full.slice(0, q), requestBody)
   const r = tap.finish()
   if (!(r instanceof Promise)) {
     take(ex, r)
