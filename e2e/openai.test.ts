@@ -56,6 +56,23 @@ describe.each(LEGS)("openai SDK over %s", (legName) => {
       expect(chunks.slice(0, -1).every((c) => c.usage === null || c.usage === undefined)).toBe(true)
     })
 
+    it("streams a chat completion without include_usage: no usage chunk, though the proxy read the usage", async () => {
+      const id = `e2e-no-usage-${legName}-${upstream}`
+      const stream = await client().chat.completions.create(
+        { model: "gpt-4o", messages: [{ role: "user", content: "hi" }], stream: true },
+        { headers: { "x-request-id": id } }
+      )
+      const chunks = await collect(stream)
+      expect(chunks.map((c) => c.choices[0]?.delta?.content ?? "").join("")).toBe(REPLY)
+      // exactly what the client asked for: no chunk without choices, no usage values
+      expect(chunks.every((c) => c.choices.length === 1)).toBe(true)
+      expect(chunks.every((c) => c.usage === null || c.usage === undefined)).toBe(true)
+      // the proxy asked the upstream for the usage chunk (usage.inject_openai_stream_usage) and logged its figures
+      await expect
+        .poll(() => stack().proxyOutput())
+        .toMatch(new RegExp(`request_id=${id} .* input_tokens=10 output_tokens=6 `))
+    })
+
     it("streams a Responses API answer", async () => {
       const stream = await client().responses.create({ model: "gpt-4.1", input: "hi", stream: true })
       const events = await collect(stream)

@@ -57,6 +57,22 @@ const stderr = (line: string): void => {
   process.stderr.write(line)
 }
 
+const stdout = (chunk: string): void => {
+  process.stdout.write(chunk)
+}
+
+/** Where the access log goes (SPEC §10: stdout, in the process's `--log-format`); set by `layer`. */
+export interface AccessOutput {
+  readonly format: LogFormat
+  readonly write: (chunk: string) => void
+}
+
+/** The access log's output for fibers run under `layer` (a constant reference; its value is per fiber). */
+export const accessOutput: FiberRef.FiberRef<AccessOutput> = FiberRef.unsafeMake<AccessOutput>({
+  format: "text",
+  write: stdout
+})
+
 /** A standalone plain logger writing to `write` (stderr by default). Lines below `minLevel` are dropped. */
 export const makeLogger = (format: LogFormat = "text", minLevel: LogLevel = "info", write = stderr): Logger => {
   const min = levelRank[minLevel]
@@ -109,13 +125,18 @@ export const lineLogger = (format: LogFormat, write: (line: string) => void = st
  * Lines in `format` to `write` (stderr) for every fiber run under this layer, from `minLevel` (info) up: the
  * process's logger (`openproxy start --log-format`), or a test's capture. It replaces every other logger (Effect's
  * default one, and the pretty one `NodeRuntime.runMain` installs) but the tracer's, which only annotates spans.
+ * The access log takes the same format and goes to `access` (stdout).
  */
-export const layer = (format: LogFormat, options?: { write?: (line: string) => void; minLevel?: LogLevel }) =>
-  Layer.merge(
+export const layer = (
+  format: LogFormat,
+  options?: { write?: (line: string) => void; minLevel?: LogLevel; access?: (chunk: string) => void }
+) =>
+  Layer.mergeAll(
     Layer.locallyScoped(
       FiberRef.currentLoggers,
       HashSet.make(lineLogger(format, options?.write), EffectLogger.tracerLogger)
     ),
+    Layer.locallyScoped(accessOutput, { format, write: options?.access ?? stdout }),
     EffectLogger.minimumLogLevel(effectLevel[options?.minLevel ?? "info"])
   )
 

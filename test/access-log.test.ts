@@ -2,7 +2,12 @@
 // Gemini `key=`) never written, client-controlled values unable to break or forge a line, one write per event-loop
 // turn; request ids valid per SPEC and unique across generators (processes).
 import { describe, expect, it } from "vitest"
-import { type AccessLogEntry, formatAccessLine, makeAccessLog } from "../src/observability/accessLog.js"
+import {
+  ACCESS_LOG_BUFFER,
+  type AccessLogEntry,
+  formatAccessLine,
+  makeAccessLog
+} from "../src/observability/accessLog.js"
 import { isValidRequestId, makeRequestIds } from "../src/observability/requestId.js"
 
 const entry: AccessLogEntry = {
@@ -115,6 +120,26 @@ describe("access log lines", () => {
     log.write(entry)
     log.flush()
     expect(chunks.length).toBe(2)
+  })
+
+  it("with flushMs: one write for the lines of that long, or at once past the buffer size", async () => {
+    const chunks: Array<string> = []
+    const log = makeAccessLog("text", (c) => chunks.push(c), 30)
+    log.write(entry)
+    await new Promise((r) => setImmediate(r))
+    log.write({ ...entry, requestId: "abc-2" })
+    await new Promise((r) => setTimeout(r, 5))
+    expect(chunks).toEqual([])
+    await new Promise((r) => setTimeout(r, 60))
+    expect(chunks.length).toBe(1)
+    expect(chunks[0].match(/ access /g)?.length).toBe(2)
+    const line = formatAccessLine("text", entry).length
+    for (let n = 0; n * line < ACCESS_LOG_BUFFER; n++) log.write(entry)
+    expect(chunks.length).toBe(2)
+    expect(chunks[1].length).toBeGreaterThanOrEqual(ACCESS_LOG_BUFFER)
+    log.write(entry)
+    log.flush()
+    expect(chunks.length).toBe(3)
   })
 })
 

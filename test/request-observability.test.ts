@@ -1,6 +1,6 @@
 // Per-request observability wired into the phases (SPEC §10, issue 14's request path part): a request id on every
 // response (the client's sane `x-request-id`, else a new one; the proxy's own errors too; a provider's own id is
-// relayed unchanged) and `Metrics.record` once per request from the log phase, by provider, key name, status and
+// relayed as `x-upstream-request-id`) and `Metrics.record` once per request from the log phase, by provider, key name, status and
 // protocol, with the in-flight gauge back to 0 afterwards. Over real sockets with the full layers and the mock.
 import * as http2 from "node:http2"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -73,10 +73,18 @@ describe("request ids", () => {
     expect(refused.headers["x-request-id"]).toBe("trace-43")
   })
 
-  it("a provider's own x-request-id is relayed unchanged (one header, not two)", async () => {
-    const r = await h1(proxy.httpPort!, { host: "up.test", path: "/v1/models", headers: auth })
+  it("a provider's own x-request-id is relayed as x-upstream-request-id; x-request-id is ours (one of each)", async () => {
+    const r = await h1(proxy.httpPort!, {
+      host: "up.test",
+      path: "/v1/models",
+      headers: [...auth, ["X-Request-Id", "trace-77"]]
+    })
     expect(r.status).toBe(200)
-    expect(r.headers["x-request-id"]).toBe("req_mock")
+    expect(r.headers["x-request-id"]).toBe("trace-77")
+    expect(r.headers["x-upstream-request-id"]).toBe("req_mock")
+    const raw = await h1(proxy.httpPort!, { host: "up.test", path: "/v1/models", headers: auth })
+    expect(raw.headers["x-request-id"]).toMatch(GENERATED)
+    expect(raw.headers["x-upstream-request-id"]).toBe("req_mock")
   })
 
   it("HTTP/2: the id is on the response too", async () => {

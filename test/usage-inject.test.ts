@@ -5,6 +5,7 @@ import { once } from "node:events"
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { injectStreamUsage, SseUsageTap, StripUsageChunk } from "../src/domain/usage/index.js"
+import { mayStream } from "../src/domain/usage/inject.js"
 import * as X from "./usage-fixtures.js"
 import { split } from "./usage-fixtures.js"
 
@@ -92,6 +93,27 @@ const runStrip = async (parts: Buffer[]) => {
   await once(strip, "end")
   return { bytes: Buffer.concat(out), chunks: out, tap: tap.finish(), removed: strip.removed }
 }
+
+describe("mayStream (the byte scan before any parse)", () => {
+  it('true only when some "stream" key is followed by : true', () => {
+    const t = (s: string) => mayStream(Buffer.from(s))
+    expect(t('{"model":"m","stream":false}')).toBe(false)
+    expect(t('{"model":"m"}')).toBe(false)
+    expect(t('{"stream" :\n true}')).toBe(true)
+    expect(t('{"stream":false,"x":{"stream":true}}')).toBe(true) // the parse then decides (top level only)
+    expect(t('{"stream":"true"}')).toBe(false)
+    expect(t('{"stream":')).toBe(false)
+    expect(injectStreamUsage(Buffer.from('{"stream":false,"x":{"stream":true}}'))).toBeUndefined()
+  })
+  it("never false for a body injectStreamUsage would change", () => {
+    fc.assert(
+      fc.property(fc.dictionary(fc.constantFrom("stream", "model", "n", "stream_options"), fc.jsonValue()), (o) => {
+        const body = Buffer.from(JSON.stringify(o))
+        if (injectStreamUsage(body) !== undefined) expect(mayStream(body)).toBe(true)
+      })
+    )
+  })
+})
 
 describe("StripUsageChunk", () => {
   const s = X.openaiChatStreamParts(true)

@@ -56,15 +56,27 @@ const plain = (s: string): boolean => {
 const jsonString = (s: string | undefined): string =>
   s === undefined ? "null" : plain(s) ? `"${s}"` : JSON.stringify(s)
 const textString = (s: string | undefined): string => (s === undefined ? "-" : plain(s) ? s : JSON.stringify(s))
-const ms = (n: number): string => (n < 0 ? "" : String(Math.round(n * 1000) / 1000))
+/** Milliseconds with at most 3 decimals, from an integer of microseconds (no float-to-string conversion). */
+const ms = (n: number): string => {
+  if (n < 0) return ""
+  const us = Math.round(n * 1000)
+  const whole = Math.floor(us / 1000)
+  const frac = us - whole * 1000
+  if (frac === 0) return String(whole)
+  const f = frac < 10 ? `00${frac}` : frac < 100 ? `0${frac}` : String(frac)
+  return `${whole}.${f.charCodeAt(2) !== 48 ? f : f.charCodeAt(1) !== 48 ? f.slice(0, 2) : f.slice(0, 1)}`
+}
 const jsonMs = (n: number): string => (n < 0 ? "null" : ms(n))
 const textMs = (n: number): string => (n < 0 ? "-" : ms(n))
 const jsonNum = (n: number | undefined): string => (n === undefined ? "null" : String(n))
 const textNum = (n: number | undefined): string => (n === undefined ? "-" : String(n))
 
 /** The line for one entry (with its newline). */
-export const formatAccessLine = (format: "json" | "text", e: AccessLogEntry): string => {
-  const time = new Date(e.time).toISOString()
+export const formatAccessLine = (format: "json" | "text", e: AccessLogEntry): string =>
+  formatWithTime(format, e, new Date(e.time).toISOString())
+
+/** The same with the entry's time already as an ISO string (the writer reuses it within a millisecond). */
+const formatWithTime = (format: "json" | "text", e: AccessLogEntry, time: string): string => {
   const path = pathOnly(e.path)
   if (format === "json") {
     return (
@@ -99,18 +111,33 @@ export interface AccessLog {
   readonly flush: () => void
 }
 
+/** Pending text past which the writer writes at once instead of waiting for its timer. */
+export const ACCESS_LOG_BUFFER = 64 * 1024
+
 /**
- * An access log writing to `out` (stdout by default): the lines of one event-loop turn are joined and written
- * once, after the turn (stdout on a pipe is a synchronous write per call in Node).
+ * An access log writing to `out` (stdout by default). With `flushMs` 0 the lines of one event-loop turn are
+ * joined and written once, after the turn; with `flushMs` > 0 they are written at most that long after the first
+ * one waiting, or at once past ACCESS_LOG_BUFFER (nginx's `access_log … buffer= flush=`): stdout on a file or pipe
+ * is a synchronous write per call in Node, so at one request per turn (a single client) a write per line would
+ * cost a system call per request. `flush` writes what is pending (at shutdown).
  */
 export const makeAccessLog = (
   format: "json" | "text",
-  out: (chunk: string) => void = (chunk) => process.stdout.write(chunk)
+  out: (chunk: string) => void = (chunk) => process.stdout.write(chunk),
+  flushMs = 0
 ): AccessLog => {
   let pending = ""
   let scheduled = false
+  let timer: ReturnType<typeof setTimeout> | undefined
+  // Many lines end within one millisecond under load: their ISO time is built once.
+  let lastTime = -1
+  let lastIso = ""
   const flush = () => {
     scheduled = false
+    if (timer !== undefined) {
+      clearTimeout(timer)
+      timer = undefined
+    }
     if (pending === "") return
     const chunk = pending
     pending = ""
@@ -118,10 +145,19 @@ export const makeAccessLog = (
   }
   return {
     write: (e) => {
-      pending += formatAccessLine(format, e)
+      if (e.time !== lastTime) {
+        lastTime = e.time
+        lastIso = new Date(e.time).toISOString()
+      }
+      pending += formatWithTime(format, e, lastIso)
+      if (pending.length >= ACCESS_LOG_BUFFER) return flush()
       if (!scheduled) {
         scheduled = true
-        setImmediate(flush)
+        if (flushMs <= 0) setImmediate(flush)
+        else {
+          timer = setTimeout(flush, flushMs)
+          timer.unref()
+        }
       }
     },
     flush

@@ -23,7 +23,7 @@ export interface ProxyServices {
   readonly log: Logger
   /** Called once per ended exchange (the log phase): access log, metrics, limit settlement. */
   readonly onEnd?: (ex: Exchange) => void
-  /** Live gauges (SPEC §10 in-flight requests, open WebSockets), called in pairs. */
+  /** Live gauges (SPEC §10 in-flight requests, open streams and WebSockets), called in pairs. */
   readonly gauges?: RequestGauges
   /** Per-key limits (SPEC §12): the admit phase's Limiter; absent: nothing is limited. */
   readonly limits?: LimitsControl
@@ -38,6 +38,9 @@ export interface RequestGauges {
   requestEnded(): void
   websocketOpened(): void
   websocketClosed(): void
+  /** Responses being streamed (text/event-stream), SPEC §10 `openproxy_open_streams`. */
+  streamOpened(): void
+  streamClosed(): void
 }
 
 export interface ProxyContext extends ProxyServices {

@@ -31,6 +31,21 @@ export const outcomeOf = (kind: ErrorKind): Outcome =>
 
 const noKey = (): undefined => undefined
 
+/** What the access log reads from the client's connection (a net.Socket, or a TLSSocket with `encrypted`). */
+export interface ClientSocket {
+  readonly remoteAddress?: string | undefined
+}
+
+/**
+ * Notes the client's address and listener while the connection is open (a closed socket has no address), only
+ * when the access log is on: Node asks the kernel once per connection (and keeps it), not per request.
+ */
+export const noteClient = (ex: Exchange, socket: ClientSocket): void => {
+  if (!ex.router.snapshot.accessLog) return
+  ex.client = socket.remoteAddress
+  if ((socket as { encrypted?: boolean }).encrypted === true) ex.listener = "https"
+}
+
 export abstract class Exchange implements Avoid {
   /** The router the request started with: every attempt (and a fail-over) reads this snapshot (SPEC §7). */
   readonly router: Router
@@ -81,6 +96,12 @@ export abstract class Exchange implements Avoid {
   bytesOut = 0
   /** What the admit phase reserved on the key's limits (SPEC §12); the log phase settles it. */
   limitsHold: LimitsHold | undefined = undefined
+  /** The client's address and listener (`http`, `https`) for the access log (`noteClient`), and the method. */
+  client: string | undefined = undefined
+  listener = "http"
+  method = "GET"
+  /** The protocol spoken to the upstream (`http/1.1`, `h2`), once one was chosen. */
+  upstreamProtocol: string | undefined = undefined
   private ended = false
 
   constructor(
@@ -163,9 +184,17 @@ export abstract class Exchange implements Avoid {
     if (this.ended) return
     this.ended = true
     this.release()
-    logEnd(this)
+    // The usage tap's figures: at once for identity bodies; a gzip/deflate/br body is decoded first (async).
+    const pending = this.beforeLog()
+    if (pending === undefined) logEnd(this)
+    else pending.then(() => logEnd(this))
   }
 
   /** What a protocol releases when it ends (its live gauge), before the log phase. */
   protected release(): void {}
+
+  /** Fills what the log phase reads from the response filter; a promise only when that takes a decode. */
+  protected beforeLog(): Promise<void> | undefined {
+    return undefined
+  }
 }

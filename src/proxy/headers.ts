@@ -157,8 +157,9 @@ const headerString = (b: Buffer | string): string => (typeof b === "string" ? b 
  * Converts undici's raw response headers (Buffers or strings, flat pairs) into what the client gets:
  * a flat array for HTTP/1.1 (letter case kept) or a header object for HTTP/2 (lower-case names, repeated
  * headers as arrays). Hop-by-hop headers, including those the upstream named in `Connection`, are dropped.
- * `requestId` is added as `x-request-id` unless the upstream sent its own (a provider's request id, which its SDK
- * shows and its support asks for, is relayed unchanged: docs/architecture.md "Request ids").
+ * `requestId` is added as `x-request-id` (SPEC §10: ours on every response); a provider's own `x-request-id`
+ * (which its SDK shows and its support asks for) is relayed as `x-upstream-request-id` (docs/architecture.md
+ * "Request ids").
  */
 export const responseHeadersFromRaw = (
   raw: ReadonlyArray<Buffer | string>,
@@ -168,11 +169,13 @@ export const responseHeadersFromRaw = (
 ): Array<string> | Record<string, string | Array<string>> => {
   const pairs: Array<string> = []
   let named: Array<string> | undefined
-  let ownId = requestId
   for (let i = 0; i < raw.length; i += 2) {
     const name = headerString(raw[i])
     const value = headerString(raw[i + 1])
-    if (ownId !== undefined && name.length === 12 && lower(name) === "x-request-id") ownId = undefined
+    if (requestId !== undefined && name.length === 12 && lower(name) === "x-request-id") {
+      pairs.push("x-upstream-request-id", value)
+      continue
+    }
     if (!forHttp2 && !mayBeHopByHop(name)) {
       // HTTP/1.1 out, a name of no hop-by-hop length (most of them): relayed as is, no lower-casing.
       pairs.push(name, value)
@@ -199,7 +202,7 @@ export const responseHeadersFromRaw = (
     }
   }
   pairs.push("x-upstream-protocol", protocolTag)
-  if (ownId !== undefined) pairs.push("x-request-id", ownId)
+  if (requestId !== undefined) pairs.push("x-request-id", requestId)
   if (!forHttp2) return pairs
   const obj: Record<string, string | Array<string>> = {}
   for (let i = 0; i < pairs.length; i += 2) {

@@ -8,6 +8,7 @@ import { STATUS_CODES } from "node:http"
 import type * as http2 from "node:http2"
 import type { Readable } from "node:stream"
 import type { Dispatcher } from "undici"
+import type { ResponseUsageTap, UsageChunkFilter } from "../domain/usage/index.js"
 import {
   classifyUpstreamError,
   type ErrorKind,
@@ -18,18 +19,23 @@ import {
 } from "../errors.js"
 import type { BodyLimit, BodySink, ClientRequest } from "./body.js"
 import type { ProxyContext } from "./context.js"
-import { Exchange, outcomeOf } from "./exchange.js"
+import { Exchange, noteClient, outcomeOf } from "./exchange.js"
 import { type RequestHeadInfo, responseHeadersFromRaw, trailersForClient } from "./headers.js"
 import { bodySizeOf, sendLimited } from "./limited.js"
 import { admit, type Refusal } from "./phases/admit.js"
+import { type FilteredExchange, filterResponse, finishResponse } from "./phases/responseFilter.js"
 import { nextAttempt, retryGate, sendCoolingRefusal } from "./phases/retry.js"
 import { upstreamHeaders, upstreamPath } from "./phases/upstreamRequest.js"
+import { fixContentLength, injectUsage } from "./phases/usageInjection.js"
 import { safeToReplay } from "./replay.js"
 import { abortClient, type ClientResponse, sendError } from "./respond.js"
 import { type HeldAnswer, type ResponseGate, relayHeld } from "./responseGate.js"
 import type { ConnectionAware, TrackedClient, Upstream, UpstreamConnection } from "./upstreams.js"
 
-export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler, ConnectionAware, BodySink {
+export class HttpExchange
+  extends Exchange
+  implements Dispatcher.DispatchHandler, ConnectionAware, BodySink, FilteredExchange
+{
   limit: BodyLimit | undefined = undefined
   /** The client undici handed the current attempt to (set by TrackedClient.dispatch). */
   via: TrackedClient | undefined = undefined
@@ -57,6 +63,11 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
   private gated = false
   /** The last upstream answer a retry did not relay: relayed when every later attempt fails without one. */
   lastAnswer: HeldAnswer | undefined = undefined
+  /** Phase 7's state (phases/responseFilter.ts): the usage tap, the usage-chunk strip, the open-stream gauge. */
+  tap: ResponseUsageTap | undefined = undefined
+  strip: UsageChunkFilter | undefined = undefined
+  injected = false
+  streaming = false
 
   constructor(
     ctx: ProxyContext,
@@ -71,6 +82,8 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
       ctx.requestIds.fromHeader(info.requestId)
     )
     ctx.gauges?.requestStarted()
+    noteClient(this, req.socket)
+    this.method = req.method ?? "GET"
     res.on("close", () => {
       if (!this.finished) {
         this.clientGone = true
@@ -86,8 +99,21 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
     this.ctx.gauges?.requestEnded()
   }
 
+  protected override beforeLog(): Promise<void> | undefined {
+    return finishResponse(this, Buffer.isBuffer(this.body) ? this.body : undefined)
+  }
+
   /** Admits (SPEC §12), then starts the first attempt with the request body (the exchange has selected already). */
   start(body: Buffer | Readable | null): void {
+    if (Buffer.isBuffer(body)) {
+      this.bytesIn = body.length
+      // Phase 5 (SPEC §10 usage injection): an OpenAI chat stream asked for its usage chunk.
+      const injected = injectUsage(this, body, this.req.rawHeaders)
+      if (injected !== undefined) {
+        this.injected = true
+        body = injected
+      }
+    } else if (body !== null && this.info.contentLength !== undefined) this.bytesIn = Number(this.info.contentLength)
     this.body = body
     this.replayable = body === null || (Buffer.isBuffer(body) && body.length <= this.router.snapshot.retry.maxBodyBytes)
     admit(this, Buffer.isBuffer(body) ? body : null, bodySizeOf(this.req, body))
@@ -107,7 +133,7 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
     this.outcome = outcomeOf(kind)
     if (kind === "coolingDown" && this.refusal !== undefined)
       return sendCoolingRefusal(this.res, this.refusal, this.requestId)
-    sendError(this.res, e, close, this.requestId)
+    this.bytesOut += sendError(this.res, e, close, this.requestId)
   }
 
   tooLarge(): void {
@@ -123,6 +149,7 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
     if (this.clientGone) return
     const p = this.identity!.provider
     const headers = upstreamHeaders(this, this.req.rawHeaders, this.info)
+    if (this.injected) fixContentLength(headers, (this.body as Buffer).length)
     // The snapshot the request started with, on every attempt (SPEC §7: a request finishes on its config).
     const upstream = this.ctx.pools.get(p, this.router.snapshot.timeouts)
     this.upstream = upstream
@@ -185,6 +212,7 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
     }
     this.responded = true
     this.ttfbMs = performance.now() - this.startedAt
+    this.upstreamProtocol = this.upstream?.protocol
     this.ctx.health.connected(this.identity!.providerId)
     const res = this.res
     if (this.clientGone) {
@@ -220,11 +248,20 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
       return false
     }
     this.status = status
+    filterResponse(this, status, headers)
     return true
   }
 
   onData(chunk: Buffer): boolean {
     if (this.gate !== undefined) return this.gate.data(chunk)
+    const tap = this.tap
+    if (tap !== undefined) tap.push(chunk)
+    if (this.strip !== undefined) {
+      const out = this.strip.filter(chunk)
+      if (out === undefined) return true
+      chunk = out
+    }
+    this.bytesOut += chunk.length
     if ((this.res as NodeJS.WritableStream).write(chunk)) return true
     this.res.once("drain", this.onDrain)
     return false
@@ -240,6 +277,11 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
     if (this.isH2 && trailers !== null && !Array.isArray(trailers)) {
       const t = trailersForClient(trailers as Record<string, string | Array<string> | undefined>)
       if (t !== undefined) (this.res as http2.Http2ServerResponse).addTrailers(t)
+    }
+    const rest = this.strip?.flush()
+    if (rest !== undefined) {
+      this.bytesOut += rest.length
+      ;(this.res as NodeJS.WritableStream).write(rest)
     }
     this.res.end()
   }
@@ -289,7 +331,7 @@ export class HttpExchange extends Exchange implements Dispatcher.DispatchHandler
   // ---- the retry step's side (src/proxy/responseGate.ts)
 
   /** The current attempt's upstream protocol (`x-upstream-protocol`). */
-  get upstreamProtocol(): string {
+  get attemptProtocol(): string {
     return this.upstream?.protocol ?? "http/1.1"
   }
 

@@ -26,17 +26,17 @@ export const abortClient = (res: ClientResponse): void => {
 /**
  * Sends one of the proxy's own errors. `close` asks HTTP/1.1 to close the connection afterwards: only when the
  * request framing is broken or the body was not read. A `Refused` with a `detail` has that as its body.
- * `requestId` goes back as `x-request-id` (SPEC §10).
+ * `requestId` goes back as `x-request-id` (SPEC §10). Returns the body bytes written (the access log's `bytes_out`).
  */
 export const sendError = (
   res: ClientResponse,
   kind: ErrorKind | ProxyError,
   close = false,
   requestId?: string
-): void => {
+): number => {
   if (res.headersSent || res.writableEnded || isGone(res)) {
     abortClient(res)
-    return
+    return 0
   }
   const { status, body } = responseOf(kind)
   const buf = Buffer.from(body)
@@ -51,4 +51,5 @@ export const sendError = (
   }
   res.writeHead(status, headers)
   res.end(buf)
+  return buf.length
 }

@@ -60,7 +60,7 @@ export class DiscardGate implements ResponseGate {
     raw: Array<Buffer>,
     private readonly delayMs: number
   ) {
-    this.answer = { status, statusText, raw, chunks: [], protocol: ex.upstreamProtocol }
+    this.answer = { status, statusText, raw, chunks: [], protocol: ex.attemptProtocol }
   }
   data(chunk: Buffer): boolean {
     this.bytes += chunk.length

@@ -15,7 +15,7 @@ import {
   statusOf
 } from "../errors.js"
 import type { ProxyContext } from "./context.js"
-import { Exchange, outcomeOf } from "./exchange.js"
+import { Exchange, noteClient, outcomeOf } from "./exchange.js"
 import { scanRequestHeaders } from "./headers.js"
 import { parseHostInto } from "./host.js"
 import { sendCoolingRefusal } from "./phases/retry.js"
@@ -160,6 +160,8 @@ export const handleConnect = (ctx: ProxyContext, req: http.IncomingMessage, sock
   const info = scanRequestHeaders(req.rawHeaders)
   const ex = new TunnelExchange(ctx, req, socket, head, info.requestId)
   socket.once("close", () => ex.end())
+  noteClient(ex, socket)
+  ex.method = "CONNECT"
   if (!parseHostInto(ex, req.url ?? "", -1)) return ex.refuse("badRequest")
   const key = connectClientKey(info.proxyAuthorization, info.authorization)
   ex.clientKey = () => key

@@ -7,6 +7,7 @@ import * as http2 from "node:http2"
 import type * as net from "node:net"
 import type * as tls from "node:tls"
 import type { ProxyContext } from "./context.js"
+import { noteClient } from "./exchange.js"
 import { handleRequest } from "./forward.js"
 import { responseHeadersFromRaw, scanRequestHeaders } from "./headers.js"
 import { sendError } from "./respond.js"
@@ -86,6 +87,7 @@ export const handleUpgrade = (ctx: ProxyContext, req: http.IncomingMessage, sock
   socket.once("end", () => {
     if (ex.status === 0) socket.destroy()
   })
+  noteClient(ex, socket)
   ex.start()
 }
 
@@ -150,5 +152,7 @@ export const handleH2Connect = (ctx: ProxyContext, req: http2.Http2ServerRequest
   const onClose = () => ex.cancel()
   stream.once("close", onClose)
   stream.once("close", () => ex.end())
+  noteClient(ex, req.socket)
+  ex.method = "CONNECT"
   ex.start()
 }

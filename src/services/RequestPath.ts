@@ -1,20 +1,33 @@
-// The request path's context as the running services assemble it (once per Listener): the services' parts, plus,
-// when the Metrics service is present, the log phase's sink (`Metrics.record` once per request, WebSocket and
-// tunnel) and the live gauges. Built here so the request path (src/proxy) imports no service.
+// The request path's context as the running services assemble it (once per Listener): the services' parts, plus
+// the log phase's sink — `Metrics.record` (while an admin listener is configured: nothing else reads the metrics)
+// and the access log line (`access_log`, in the process's `--log-format`, on stdout) — read from the snapshot each
+// exchange started with, so a reload applies to new requests; and, when the Metrics service is present, the live
+// gauges. Built here so the request path (src/proxy) imports no service.
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import { accessOutput } from "../log.js"
+import { makeAccessLog } from "../observability/accessLog.js"
 import { makeRequestPath, type ProxyContext, type ProxyServices } from "../proxy/context.js"
 import type { Exchange } from "../proxy/exchange.js"
+import { accessEntry } from "../proxy/phases/log.js"
 import * as Limits from "./Limits.js"
 import * as Metrics from "./Metrics.js"
 
-/** What the metrics learn from an ended exchange (usage and time to first token: with the usage taps). */
-export const requestEnd = (ex: Exchange): Metrics.RequestEnd => ({
+/** How long an access line may wait to be written with the next ones (one write per batch, not per request). */
+export const ACCESS_LOG_FLUSH_MS = 50
+
+/** What the metrics learn from an ended exchange. */
+export const requestEnd = (
+  ex: Exchange,
+  durationMs: number = performance.now() - ex.startedAt
+): Metrics.RequestEnd => ({
   provider: ex.identity?.provider,
   keyName: ex.keyName,
   status: ex.status,
   protocol: ex.protocol,
-  durationMs: performance.now() - ex.startedAt,
+  durationMs,
   ttfbMs: ex.ttfbMs,
   ttftMs: ex.ttftMs,
   model: ex.model,
@@ -22,16 +35,28 @@ export const requestEnd = (ex: Exchange): Metrics.RequestEnd => ({
   usage: ex.usage
 })
 
-export const make = (services: ProxyServices): Effect.Effect<ProxyContext> =>
-  Effect.map(Effect.zip(Metrics.optional, Limits.optional), ([metrics, limits]) => {
-    const withLimits = Option.isNone(limits) ? services : { ...services, limits: limits.value.control }
-    if (Option.isNone(metrics)) return makeRequestPath(withLimits)
-    const m = metrics.value
+export const make = (services: ProxyServices): Effect.Effect<ProxyContext, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const metrics = Option.getOrUndefined(yield* Metrics.optional)
+    const limits = Option.getOrUndefined(yield* Limits.optional)
+    const out = yield* FiberRef.get(accessOutput)
+    const access = makeAccessLog(out.format, out.write, ACCESS_LOG_FLUSH_MS)
+    // The lines of the last turn, once the listener has drained (its finalizer runs before this one).
+    yield* Effect.addFinalizer(() => Effect.sync(access.flush))
+    const onEnd = (ex: Exchange): void => {
+      const snapshot = ex.router.snapshot
+      const record = metrics !== undefined && snapshot.admin !== undefined
+      if (!record && !snapshot.accessLog) return
+      const durationMs = performance.now() - ex.startedAt
+      if (record) metrics.record(requestEnd(ex, durationMs))
+      if (snapshot.accessLog) access.write(accessEntry(ex, durationMs))
+    }
     return makeRequestPath({
-      ...withLimits,
-      gauges: m.live,
-      onEnd: (ex) => m.record(requestEnd(ex)),
-      onRetry: m.retry,
-      onCooldown: m.cooldown
+      ...services,
+      gauges: metrics?.live,
+      onEnd,
+      limits: limits?.control,
+      onRetry: metrics?.retry,
+      onCooldown: metrics?.cooldown
     })
   })

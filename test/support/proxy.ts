@@ -19,8 +19,15 @@ import * as Reloader from "../../src/services/Reloader.js"
 /** Every log line written by in-process proxies of this test file (those built with `captureLog`). */
 export const logLines: Array<string> = []
 
-/** The logger of in-process proxies: text lines from debug up, into `logLines`. */
-export const captureLog = Log.layer("text", { minLevel: "debug", write: (line) => logLines.push(line) })
+/** Every access-log chunk (one or more lines) written by in-process proxies of this test file. */
+export const accessLines: Array<string> = []
+
+/** The logger of in-process proxies: text lines from debug up, into `logLines`; the access log into `accessLines`. */
+export const captureLog = Log.layer("text", {
+  minLevel: "debug",
+  write: (line) => logLines.push(line),
+  access: (chunk) => accessLines.push(chunk)
+})
 
 export const tempDir = (prefix = "openproxy-test-") => mkdtemp(path.join(tmpdir(), prefix))
 

@@ -8,7 +8,7 @@ import { modelLabel as modelLabelOf } from "./usage.js"
 export { injectStreamUsage } from "./inject.js"
 export { type JsonTapOptions, JsonUsageTap, type UsageResult, usageFromJson } from "./json.js"
 export { type SseUsageResult, SseUsageTap, type StreamKind } from "./sse.js"
-export { isUsageOnlyChunk, StripUsageChunk } from "./strip.js"
+export { isUsageOnlyChunk, StripUsageChunk, UsageChunkFilter } from "./strip.js"
 export { createUsageTap, type ResponseUsageTap, type UsageSource } from "./tap.js"
 export {
   addUsage,

@@ -5,6 +5,7 @@
 // to read the usage; the client still receives the encoded bytes.
 import { brotliDecompress, gunzip, inflate, inflateRaw } from "node:zlib"
 import { findObject, findString } from "./scan.js"
+import type { SseUsageResult } from "./sse.js"
 import { fromDialect, modelLabel, parseObject, type Usage, type UsageDialect } from "./usage.js"
 
 export interface UsageResult {
@@ -30,7 +31,7 @@ const USAGE_METADATA = Buffer.from('"usageMetadata"')
 const MODEL = Buffer.from('"model"')
 const MODEL_VERSION = Buffer.from('"modelVersion"')
 
-type Coding = "identity" | "gzip" | "deflate" | "br" | "unsupported"
+export type Coding = "identity" | "gzip" | "deflate" | "br" | "unsupported"
 
 const codingOf = (header: string | undefined): Coding => {
   if (header === undefined) return "identity"
@@ -42,16 +43,22 @@ const codingOf = (header: string | undefined): Coding => {
   return "unsupported"
 }
 
-/** Reads usage and the response model from a complete (or head + tail) JSON text. */
-export const usageFromJson = (dialect: UsageDialect, head: Buffer, tail: Buffer = head): UsageResult => {
+/** Reads usage and the response model from a complete (or head + tail) JSON text (no first-content time). */
+export const usageFromJson = (dialect: UsageDialect, head: Buffer, tail: Buffer = head): SseUsageResult => {
   const span = findObject(tail, dialect === "gemini" ? USAGE_METADATA : USAGE, 0, tail.length, true)
   const raw = span === undefined ? undefined : parseObject(tail.toString("utf8", span.start, span.end))
   const key = dialect === "gemini" ? MODEL_VERSION : MODEL
   // Most put the model first; embeddings put it after the vectors, so a large body may have it in its tail only.
   const model =
     findString(head, key, 0, head.length) ?? (tail === head ? undefined : findString(tail, key, 0, tail.length))
-  return { usage: raw === undefined ? undefined : fromDialect(dialect, raw), responseModel: modelLabel(model) }
+  return {
+    usage: raw === undefined ? undefined : fromDialect(dialect, raw),
+    responseModel: modelLabel(model),
+    firstContentAt: undefined
+  }
 }
+
+const NO_USAGE: SseUsageResult = { usage: undefined, responseModel: "unknown", firstContentAt: undefined }
 
 const decode = (coding: Coding, input: Buffer, maxOutputLength: number): Promise<Buffer | undefined> =>
   new Promise((resolve) => {
@@ -67,7 +74,7 @@ const decode = (coding: Coding, input: Buffer, maxOutputLength: number): Promise
 
 /** One per response: `push` each body chunk (cheap: a reference is kept), then `finish` once at the end. */
 export class JsonUsageTap {
-  private readonly coding: Coding
+  readonly coding: Coding
   private readonly tailBytes: number
   private readonly maxEncoded: number
   private readonly maxDecoded: number
@@ -108,16 +115,19 @@ export class JsonUsageTap {
     }
   }
 
-  /** The usage read from what was collected; resolves (never rejects) once any decoding is done. */
-  async finish(): Promise<UsageResult> {
+  /**
+   * The usage read from what was collected: at once for an identity body (no promise, so the log phase runs in
+   * the same turn); a promise that resolves (never rejects) once an encoded body is decoded.
+   */
+  finish(): SseUsageResult | Promise<SseUsageResult> {
     const chunks = this.chunks
     this.chunks = []
-    if (this.overflow || this.coding === "unsupported" || chunks.length === 0) {
-      return { usage: undefined, responseModel: "unknown" }
-    }
+    if (this.overflow || this.coding === "unsupported" || chunks.length === 0) return NO_USAGE
     const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
     if (this.coding === "identity") return usageFromJson(this.dialect, this.head ?? body, body)
-    const plain = await decode(this.coding, body, this.maxDecoded)
-    return plain === undefined ? { usage: undefined, responseModel: "unknown" } : usageFromJson(this.dialect, plain)
+    const dialect = this.dialect
+    return decode(this.coding, body, this.maxDecoded).then((plain) =>
+      plain === undefined ? NO_USAGE : usageFromJson(dialect, plain)
+    )
   }
 }

@@ -49,7 +49,12 @@ export const isUsageOnlyChunk = (unit: Buffer): boolean =>
   choicesState(unit) === "empty" &&
   findObject(unit, USAGE, 0, unit.length, true) !== undefined
 
-export class StripUsageChunk extends Transform {
+/**
+ * The same filter without a stream around it, for a caller that already has the chunks in hand (the request
+ * path's response relay): `filter` each chunk in order, send what it returns (undefined: nothing now), and send
+ * `flush()`'s bytes before the end.
+ */
+export class UsageChunkFilter {
   /** bytes of the current unit not yet passed on (only while undecided) */
   private held: Buffer[] = []
   private heldBytes = 0
@@ -61,27 +66,12 @@ export class StripUsageChunk extends Transform {
   /** usage-only chunks removed so far */
   removed = 0
 
-  /** `tap` (the usage tap) sees every upstream chunk, the removed one included. */
-  constructor(private readonly tap?: ChunkSink) {
-    super()
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    if (this.tap !== undefined) {
-      try {
-        this.tap.push(chunk)
-      } catch {
-        // the tap is a side path
-      }
-    }
-    done(null, this.select(chunk))
-  }
-
-  override _flush(done: TransformCallback): void {
+  /** What is still held at the end of the stream (an unfinished unit), or undefined. */
+  flush(): Buffer | undefined {
     const rest = this.held.length === 0 ? undefined : this.finishUnit(Buffer.concat(this.held))
     this.held = []
     this.heldBytes = 0
-    done(null, rest)
+    return rest
   }
 
   /** The unit's bytes if they are to be sent, else undefined (the usage chunk). */
@@ -113,8 +103,8 @@ export class StripUsageChunk extends Transform {
     }
   }
 
-  /** What of `buf` goes to the client. */
-  private select(buf: Buffer): Buffer | undefined {
+  /** What of `buf` goes to the client (`buf` itself when all of it), or undefined for nothing now. */
+  filter(buf: Buffer): Buffer | undefined {
     let out: Buffer[] | undefined
     let i = 0
     let whole = true
@@ -159,5 +149,34 @@ export class StripUsageChunk extends Transform {
     // Nothing held from before, nothing removed, nothing held back: the chunk passes as it came.
     if (whole) return buf
     return out.length === 1 ? out[0] : Buffer.concat(out)
+  }
+}
+
+export class StripUsageChunk extends Transform {
+  private readonly f = new UsageChunkFilter()
+
+  /** `tap` (the usage tap) sees every upstream chunk, the removed one included. */
+  constructor(private readonly tap?: ChunkSink) {
+    super()
+  }
+
+  /** usage-only chunks removed so far */
+  get removed(): number {
+    return this.f.removed
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    if (this.tap !== undefined) {
+      try {
+        this.tap.push(chunk)
+      } catch {
+        // the tap is a side path
+      }
+    }
+    done(null, this.f.filter(chunk))
+  }
+
+  override _flush(done: TransformCallback): void {
+    done(null, this.f.flush())
   }
 }

@@ -18,28 +18,12 @@ export type UsageSource =
 export interface ResponseUsageTap {
   /** never throws, never holds the chunk back; keeps a reference to it (do not reuse the buffer) */
   push(chunk: Buffer): void
-  /** resolves (never rejects) with what was seen; `firstContentAt` is undefined for JSON answers */
-  finish(): Promise<SseUsageResult>
-}
-
-class JsonTap implements ResponseUsageTap {
-  constructor(private readonly tap: JsonUsageTap) {}
-  push(chunk: Buffer): void {
-    this.tap.push(chunk)
-  }
-  async finish(): Promise<SseUsageResult> {
-    return { ...(await this.tap.finish()), firstContentAt: undefined }
-  }
-}
-
-class SseTap implements ResponseUsageTap {
-  constructor(private readonly tap: SseUsageTap) {}
-  push(chunk: Buffer): void {
-    this.tap.push(chunk)
-  }
-  finish(): Promise<SseUsageResult> {
-    return Promise.resolve(this.tap.finish())
-  }
+  /**
+   * What was seen (never throws or rejects); `firstContentAt` is undefined for JSON answers. A plain value for
+   * identity bodies (JSON and SSE), so the caller needs no promise hop; a promise only when a gzip/deflate/br body
+   * is still being decoded.
+   */
+  finish(): SseUsageResult | Promise<SseUsageResult>
 }
 
 class DecodedSseTap implements ResponseUsageTap {
@@ -83,16 +67,15 @@ export const createUsageTap = (
   now?: () => number
 ): ResponseUsageTap | undefined => {
   if (source.kind === "none") return undefined
+  // The JSON and identity SSE taps are returned as they are (one object per response, no wrapper).
   if (source.kind === "json") {
     const tap = new JsonUsageTap(source.dialect, { contentEncoding })
-    return contentEncoding === undefined ||
-      ["", "identity", "gzip", "x-gzip", "deflate", "br"].includes(contentEncoding.trim().toLowerCase())
-      ? new JsonTap(tap)
-      : undefined
+    return tap.coding === "unsupported" ? undefined : tap
   }
-  const coding = contentEncoding?.trim().toLowerCase() ?? ""
   const tap = new SseUsageTap(source.stream, now)
-  if (coding === "" || coding === "identity") return new SseTap(tap)
+  if (contentEncoding === undefined) return tap
+  const coding = contentEncoding.trim().toLowerCase()
+  if (coding === "" || coding === "identity") return tap
   const decoder = decoderFor(coding)
   return decoder === undefined ? undefined : new DecodedSseTap(tap, decoder)
 }
