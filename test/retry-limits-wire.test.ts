@@ -56,7 +56,7 @@ interface Calls {
 
 interface Harness {
   readonly port: number
-  readonly ended: Array<{ status: number; attempts: number; outcome: string }>
+  readonly ended: Array<{ status: number; attempts: number; outcome: string; tokens: number | undefined }>
   readonly calls: Calls
   readonly usage: () => Promise<KeyUsage>
 }
@@ -91,7 +91,16 @@ const harness = async (yaml: string): Promise<Harness> => {
     health: { connectFailed: () => undefined, connected: () => undefined },
     log: makeLogger("text", "error", () => undefined),
     limits: { limiter: () => limiter, defaultOutputTokens: () => 700 },
-    onEnd: (ex: Exchange) => ended.push({ status: ex.status, attempts: ex.attempts, outcome: ex.outcome })
+    onEnd: (ex: Exchange) =>
+      ended.push({
+        status: ex.status,
+        attempts: ex.attempts,
+        outcome: ex.outcome,
+        tokens:
+          ex.usage === undefined
+            ? undefined
+            : ex.usage.input + ex.usage.cacheRead + ex.usage.cacheWrite + ex.usage.output
+      })
   })
   const server = http.createServer((req, res) => handleRequest(ctx, 80, req, res))
   server.on("upgrade", (req, socket, head) => handleUpgrade(ctx, req, socket as net.Socket, head))
@@ -253,7 +262,7 @@ describe("a retried request is admitted once and settled once", () => {
 })
 
 describe("first_token retry with a token limit", () => {
-  it("the stream replaced after its deadline settles once, to the estimate of the one reservation", async () => {
+  it("the stream replaced after its deadline settles once, to the exact usage of the stream relayed", async () => {
     const a = await mock("sk-a", [{ stallMs: 3000, stallAfter: 1 }])
     const b = await mock("sk-b")
     const h = await harness(
@@ -272,9 +281,11 @@ describe("first_token retry with a token limit", () => {
     expect(h.calls.release).toBe(0)
     expect(h.calls.settle.length).toBe(1)
     const u = await h.usage()
-    // what was settled is what the window holds: the estimate, once (not twice)
+    // what was settled is what the window holds: the relayed stream's own usage (read by the usage tap of the
+    // attempt that reached the client; the abandoned one had none), once (not twice)
+    expect(h.ended[0]?.tokens).toBeGreaterThan(0)
+    expect(h.calls.settle[0]).toBe(h.ended[0]?.tokens)
     expect(u.tokensPerMinute.used).toBe(h.calls.settle[0])
-    expect(h.calls.settle[0]).toBeGreaterThan(50)
     expect(u.concurrentRequests.used).toBe(0)
   })
 })

@@ -375,6 +375,8 @@ describe("streams and the first-content deadline", () => {
     const h = await harness(`
 http_port: 0
 timeouts: { first_token: 300ms }
+# the reference is a direct request as the client sent it (usage injection would add "usage":null per chunk)
+usage: { inject_openai_stream_usage: false }
 providers:
   - ${provider(a, 'api_key: "sk-a", priority: 1')}
   - ${provider(b, 'api_key: "sk-b"')}

@@ -176,6 +176,17 @@ describe("workers: 2, 1,000 requests", () => {
       N,
       N * U.output
     ])
+    // The HTTP answers' usage too (the Anthropic JSON tap), summed over both workers.
+    const httpTokens = (type: string) =>
+      seriesValue(
+        text,
+        `openproxy_tokens_total{key="http-w",provider="msg.test#1",model="claude-sonnet-4-5",type="${type}"}`
+      )
+    expect([httpTokens("input"), httpTokens("cache_read"), httpTokens("output")]).toEqual([
+      N * U.input,
+      N * U.cacheRead,
+      N * U.output
+    ])
     // Nothing left open in either worker.
     expect(seriesValue(text, "openproxy_open_websockets")).toBe(0)
     expect(seriesValue(text, "openproxy_inflight_requests")).toBe(0)

@@ -2,7 +2,8 @@
 // responses that carry token usage (by provider type, path and content type: src/domain/usage), fed every body
 // chunk as it passes to the client and read once at the end, never holding a byte back. When the proxy asked an
 // OpenAI chat stream for its usage (usageInjection.ts), the usage-only chunk is taken out of what the client gets
-// here too. The first-token deadline of SPEC §11 attaches here as well (a seam).
+// here too. The retry step's gates (responseGate.ts: a discarded retryable answer, a first-token hold) run before
+// this phase, so a tap only ever sees the attempt the client receives.
 //
 // Cost matters (every LLM answer goes through here): nothing is made unless something reads usage (`usageWanted`),
 // the taps of identity bodies finish synchronously (no promise before the log phase), and the state lives in the

@@ -1,8 +1,8 @@
 // Phase 5, upstream request filter (SPEC §4): what the upstream receives in place of the client's head — hop-by-hop
 // headers and (except for `forward`) every client credential removed, `Host` set to the upstream, the provider's
 // credential added exactly once in the form its type expects, the `key` query parameter dropped. Shared by HTTP and
-// the WebSocket handshake. Usage injection into the request body (SPEC §10 `inject_openai_stream_usage`) belongs
-// here too: a seam for the observability work.
+// the WebSocket handshake. Usage injection into the request body (SPEC §10 `inject_openai_stream_usage`) is its
+// sibling, usageInjection.ts.
 import {
   ANTHROPIC_BETA_DROP,
   mayHoldKey,
