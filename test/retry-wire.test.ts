@@ -638,7 +638,7 @@ providers:
 })
 
 describe("a provider stopped under load", () => {
-  it("an SDK loop over 10 s: no client-visible error other than requests in flight on the stopped one", async () => {
+  it("an SDK loop over 30 s, one provider stopped at 15 s: no client-visible error other than requests in flight on the stopped one", async () => {
     const a = await startMockProvider({ keys: { openai: "sk-a" } })
     let aClosed = false
     closers.push(async () => {
@@ -656,7 +656,8 @@ providers:
     // the official SDK without its own retries: every failure the proxy lets through is seen
     const client = new OpenAI({ apiKey: "client", baseURL: `http://127.0.0.1:${proxy.httpPort}/v1`, maxRetries: 0 })
     const CONCURRENCY = 8
-    const until = Date.now() + 10_000
+    // the issue's scenario: one of two providers stopped in the middle of a 30 s load
+    const until = Date.now() + 30_000
     let stoppedAt = Number.POSITIVE_INFINITY
     const failures: Array<{ at: number; what: string }> = []
     let ok = 0
@@ -676,7 +677,7 @@ providers:
       }
     }
     const load = Promise.all(Array.from({ length: CONCURRENCY }, worker))
-    await sleep(4000)
+    await sleep(15_000)
     stoppedAt = Date.now()
     aClosed = true
     await a.close()
@@ -686,7 +687,7 @@ providers:
     // at most the requests in flight on the stopped one when it stopped (started before), none after
     expect(failures.filter((f) => f.at >= stoppedAt)).toEqual([])
     expect(failures.length).toBeLessThanOrEqual(CONCURRENCY)
-  }, 30_000)
+  }, 60_000)
 })
 
 describe("metrics", () => {
