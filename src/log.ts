@@ -13,6 +13,7 @@ import * as Layer from "effect/Layer"
 import * as List from "effect/List"
 import * as EffectLogger from "effect/Logger"
 import * as EffectLogLevel from "effect/LogLevel"
+import { makeStdoutSink } from "./observability/stdoutSink.js"
 
 export type LogLevel = "debug" | "info" | "warn" | "error"
 export type LogFields = Readonly<Record<string, string | number | boolean | undefined>>
@@ -57,9 +58,8 @@ const stderr = (line: string): void => {
   process.stderr.write(line)
 }
 
-const stdout = (chunk: string): void => {
-  process.stdout.write(chunk)
-}
+/** The access log's batches (stdout: written directly when it is a regular file, src/observability/stdoutSink.ts). */
+const stdout = makeStdoutSink()
 
 /** Where the access log goes (SPEC §10: stdout, in the process's `--log-format`); set by `layer`. */
 export interface AccessOutput {
