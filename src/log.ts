@@ -65,12 +65,15 @@ const stdout = makeStdoutSink()
 export interface AccessOutput {
   readonly format: LogFormat
   readonly write: (chunk: string) => void
+  /** Batches as bytes the writer is done with on return (stdout's: set when `write` is stdout's). */
+  readonly writeBytes?: (bytes: Uint8Array) => void
 }
 
 /** The access log's output for fibers run under `layer` (a constant reference; its value is per fiber). */
 export const accessOutput: FiberRef.FiberRef<AccessOutput> = FiberRef.unsafeMake<AccessOutput>({
   format: "text",
-  write: stdout
+  write: stdout,
+  writeBytes: stdout
 })
 
 /** A standalone plain logger writing to `write` (stderr by default). Lines below `minLevel` are dropped. */
@@ -136,7 +139,10 @@ export const layer = (
       FiberRef.currentLoggers,
       HashSet.make(lineLogger(format, options?.write), EffectLogger.tracerLogger)
     ),
-    Layer.locallyScoped(accessOutput, { format, write: options?.access ?? stdout }),
+    Layer.locallyScoped(
+      accessOutput,
+      options?.access === undefined ? { format, write: stdout, writeBytes: stdout } : { format, write: options.access }
+    ),
     EffectLogger.minimumLogLevel(effectLevel[options?.minLevel ?? "info"])
   )
 

@@ -20,20 +20,21 @@ describe("stdout sink", () => {
     const fd = openSync(file, "a")
     fds.push(fd)
     const fallback: Array<string> = []
-    const sink = makeStdoutSink(fd, (c) => fallback.push(c))
+    const sink = makeStdoutSink(fd, (c) => fallback.push(typeof c === "string" ? c : Buffer.from(c).toString()))
     const batch = `${'a line with é and 🙂 model="x"\n'.repeat(3000)}`
     sink(batch)
     sink("second\n")
+    sink(Buffer.from("bytes ü\nignored").subarray(0, 9))
     expect(isRegularFile(fd)).toBe(true)
     expect(fallback).toEqual([])
-    expect(readFileSync(file, "utf8")).toBe(`${batch}second\n`)
+    expect(readFileSync(file, "utf8")).toBe(`${batch}second\nbytes ü\n`)
   })
 
   it("hands anything but a regular file (here /dev/null, a character device) to the fallback", () => {
     const fd = openSync("/dev/null", "w")
     fds.push(fd)
     const fallback: Array<string> = []
-    const sink = makeStdoutSink(fd, (c) => fallback.push(c))
+    const sink = makeStdoutSink(fd, (c) => fallback.push(typeof c === "string" ? c : Buffer.from(c).toString()))
     sink("one\n")
     sink("two\n")
     expect(isRegularFile(fd)).toBe(false)
@@ -44,7 +45,7 @@ describe("stdout sink", () => {
     dir = mkdtempSync(join(tmpdir(), "openproxy-sink-"))
     const fd = openSync(join(dir, "ro.log"), "w")
     const fallback: Array<string> = []
-    const sink = makeStdoutSink(fd, (c) => fallback.push(c))
+    const sink = makeStdoutSink(fd, (c) => fallback.push(typeof c === "string" ? c : Buffer.from(c).toString()))
     sink("first\n")
     closeSync(fd) // the fd is no longer writable: EBADF on the next write
     sink("lost?\n")
