@@ -13,6 +13,7 @@ import * as Layer from "effect/Layer"
 import * as List from "effect/List"
 import * as EffectLogger from "effect/Logger"
 import * as EffectLogLevel from "effect/LogLevel"
+import { makeStdoutSink } from "./observability/stdoutSink.js"
 
 export type LogLevel = "debug" | "info" | "warn" | "error"
 export type LogFields = Readonly<Record<string, string | number | boolean | undefined>>
@@ -57,20 +58,22 @@ const stderr = (line: string): void => {
   process.stderr.write(line)
 }
 
-const stdout = (chunk: string): void => {
-  process.stdout.write(chunk)
-}
+/** The access log's batches (stdout: written directly when it is a regular file, src/observability/stdoutSink.ts). */
+const stdout = makeStdoutSink()
 
 /** Where the access log goes (SPEC §10: stdout, in the process's `--log-format`); set by `layer`. */
 export interface AccessOutput {
   readonly format: LogFormat
   readonly write: (chunk: string) => void
+  /** Batches as bytes the writer is done with on return (stdout's: set when `write` is stdout's). */
+  readonly writeBytes?: (bytes: Uint8Array) => void
 }
 
 /** The access log's output for fibers run under `layer` (a constant reference; its value is per fiber). */
 export const accessOutput: FiberRef.FiberRef<AccessOutput> = FiberRef.unsafeMake<AccessOutput>({
   format: "text",
-  write: stdout
+  write: stdout,
+  writeBytes: stdout
 })
 
 /** A standalone plain logger writing to `write` (stderr by default). Lines below `minLevel` are dropped. */
@@ -136,7 +139,10 @@ export const layer = (
       FiberRef.currentLoggers,
       HashSet.make(lineLogger(format, options?.write), EffectLogger.tracerLogger)
     ),
-    Layer.locallyScoped(accessOutput, { format, write: options?.access ?? stdout }),
+    Layer.locallyScoped(
+      accessOutput,
+      options?.access === undefined ? { format, write: stdout, writeBytes: stdout } : { format, write: options.access }
+    ),
     EffectLogger.minimumLogLevel(effectLevel[options?.minLevel ?? "info"])
   )
 

@@ -122,6 +122,47 @@ describe("access log lines", () => {
     expect(chunks.length).toBe(2)
   })
 
+  it("with a byte sink: the same text as the string writer, batched in one reused buffer, in order", async () => {
+    const strings: Array<string> = []
+    const bytes: Array<Buffer> = []
+    const asString = makeAccessLog("json", (c) => strings.push(c), 30)
+    // The sink must be done with the bytes on return (the batch buffer is reused): copy them, as stdout's does.
+    const asBytes = makeAccessLog(
+      "json",
+      () => expect.fail("no string writes"),
+      30,
+      (b) => bytes.push(Buffer.from(b))
+    )
+    const entries: Array<AccessLogEntry> = []
+    for (let i = 0; i < 400; i++) {
+      entries.push({
+        ...entry,
+        requestId: `r-${i}`,
+        model: i % 7 === 0 ? "modèle-🙂" : entry.model,
+        time: entry.time + i
+      })
+    }
+    // A line longer than the whole buffer (a long non-ASCII path) goes alone, after what was pending.
+    entries.splice(150, 0, { ...entry, requestId: "huge", path: `/${"é".repeat(40_000)}` })
+    for (const e of entries) {
+      asString.write(e)
+      asBytes.write(e)
+    }
+    asString.flush()
+    asBytes.flush()
+    const text = Buffer.concat(bytes).toString("utf8")
+    expect(text).toBe(strings.join(""))
+    expect(
+      text
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l).request_id)
+    ).toEqual(entries.map((e) => e.requestId))
+    expect(bytes.length).toBeGreaterThan(2)
+    expect(bytes.some((b) => b.toString("utf8").startsWith('{"time"') && b.includes("huge"))).toBe(true)
+    for (const b of bytes) expect(b.length === 0).toBe(false)
+  })
+
   it("with flushMs: one write for the lines of that long, or at once past the buffer size", async () => {
     const chunks: Array<string> = []
     const log = makeAccessLog("text", (c) => chunks.push(c), 30)

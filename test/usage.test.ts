@@ -111,6 +111,18 @@ describe("provider rules", () => {
     expect(modelLabel(undefined)).toBe("unknown")
   })
 
+  it("model labels stay right when names repeat and alternate (the last answer is reused)", () => {
+    const names = ["gpt-4o", "gpt 4", "models/gemini-2.5-flash", "gemini-2.5-flash", "", "a".repeat(101), "x@y+z"]
+    const want = ["gpt-4o", "unknown", "gemini-2.5-flash", "gemini-2.5-flash", "unknown", "unknown", "x@y+z"]
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < names.length; i++) {
+        expect(modelLabel(names[i])).toBe(want[i])
+        expect(modelLabel(names[i])).toBe(want[i])
+        expect(modelLabel(names[(i + 1) % names.length])).toBe(want[(i + 1) % names.length])
+      }
+    }
+  })
+
   it("request model: from the body, or Gemini's path", () => {
     expect(requestModel("openai", "/v1/chat/completions", Buffer.from('{"messages":[],"model": "gpt-4o"}'))).toBe(
       "gpt-4o"

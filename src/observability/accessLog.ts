@@ -113,6 +113,8 @@ export interface AccessLog {
 
 /** Pending text past which the writer writes at once instead of waiting for its timer. */
 export const ACCESS_LOG_BUFFER = 64 * 1024
+/** Room past ACCESS_LOG_BUFFER in the batch buffer, so that a usual line (a few hundred bytes) always fits. */
+const LINE_ROOM = 16 * 1024
 
 /**
  * An access log writing to `out` (stdout by default). With `flushMs` 0 the lines of one event-loop turn are
@@ -124,9 +126,15 @@ export const ACCESS_LOG_BUFFER = 64 * 1024
 export const makeAccessLog = (
   format: "json" | "text",
   out: (chunk: string) => void = (chunk) => process.stdout.write(chunk),
-  flushMs = 0
+  flushMs = 0,
+  outBytes?: (bytes: Uint8Array) => void
 ): AccessLog => {
   let pending = ""
+  // With `outBytes` (stdout), each line is encoded into one reused buffer as it comes and the batch is written from
+  // there: the batch never lives as a long string of many pieces that survives scavenges and is flattened and
+  // encoded again at the write. `outBytes` is done with the bytes when it returns (a synchronous write, or a copy).
+  const batch = outBytes === undefined ? undefined : Buffer.allocUnsafe(ACCESS_LOG_BUFFER + LINE_ROOM)
+  let used = 0
   let scheduled = false
   let timer: ReturnType<typeof setTimeout> | undefined
   // Many lines end within one millisecond under load: their ISO time is built once.
@@ -137,6 +145,11 @@ export const makeAccessLog = (
     if (timer !== undefined) {
       clearTimeout(timer)
       timer = undefined
+    }
+    if (batch !== undefined && used > 0) {
+      const n = used
+      used = 0
+      outBytes!(batch.subarray(0, n))
     }
     if (pending === "") return
     const chunk = pending
@@ -149,8 +162,19 @@ export const makeAccessLog = (
         lastTime = e.time
         lastIso = new Date(e.time).toISOString()
       }
-      pending += formatWithTime(format, e, lastIso)
-      if (pending.length >= ACCESS_LOG_BUFFER) return flush()
+      const line = formatWithTime(format, e, lastIso)
+      if (batch === undefined) {
+        pending += line
+        if (pending.length >= ACCESS_LOG_BUFFER) return flush()
+      } else {
+        // A UTF-16 unit takes at most 3 bytes: a line that might not fit goes after the batch (alone if it is huge).
+        if (used + line.length * 3 > batch.length) {
+          flush()
+          if (line.length * 3 > batch.length) return outBytes!(Buffer.from(line))
+        }
+        used += batch.write(line, used)
+        if (used >= ACCESS_LOG_BUFFER) return flush()
+      }
       if (!scheduled) {
         scheduled = true
         if (flushMs <= 0) setImmediate(flush)

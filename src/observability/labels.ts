@@ -30,8 +30,10 @@ export const MAX_MODELS = 256
 export const makeModelLabel = (max: number = MAX_MODELS) => {
   const models = new Set<string>()
   return (model: string | undefined): string => {
-    if (model === undefined || !MODEL.test(model)) return "unknown"
+    if (model === undefined) return "unknown"
+    // Only names that passed the test are in the set: a known one skips the regular expression.
     if (models.has(model)) return model
+    if (!MODEL.test(model)) return "unknown"
     if (models.size >= max) return "other"
     models.add(model)
     return model

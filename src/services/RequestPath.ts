@@ -40,7 +40,7 @@ export const make = (services: ProxyServices): Effect.Effect<ProxyContext, never
     const metrics = Option.getOrUndefined(yield* Metrics.optional)
     const limits = Option.getOrUndefined(yield* Limits.optional)
     const out = yield* FiberRef.get(accessOutput)
-    const access = makeAccessLog(out.format, out.write, ACCESS_LOG_FLUSH_MS)
+    const access = makeAccessLog(out.format, out.write, ACCESS_LOG_FLUSH_MS, out.writeBytes)
     // The lines of the last turn, once the listener has drained (its finalizer runs before this one).
     yield* Effect.addFinalizer(() => Effect.sync(access.flush))
     const onEnd = (ex: Exchange): void => {

@@ -121,6 +121,13 @@ const MODEL_LABEL = /^[A-Za-z0-9._:/@+-]{1,100}$/
  */
 export const modelLabel = (raw: string | undefined): string => {
   if (raw === undefined) return "unknown"
+  // The same few names come again and again (request and response of each exchange): the last answer is kept.
+  if (raw === lastRaw) return lastLabel
   const name = raw.startsWith("models/") ? raw.slice(7) : raw
-  return MODEL_LABEL.test(name) ? name : "unknown"
+  const label = MODEL_LABEL.test(name) ? name : "unknown"
+  lastRaw = raw
+  lastLabel = label
+  return label
 }
+let lastRaw = ""
+let lastLabel = "unknown"
