@@ -11,6 +11,7 @@ import type { Router } from "../domain/router.js"
 import type { Logger } from "../log.js"
 import { makeRequestIds, type RequestIds } from "../observability/requestId.js"
 import type { Exchange } from "./exchange.js"
+import { HostMemo } from "./host.js"
 import type { LimitsControl } from "./phases/admit.js"
 import type { UpstreamPools } from "./upstreams.js"
 
@@ -49,6 +50,8 @@ export interface ProxyContext extends ProxyServices {
   readonly digests: ConnectionKeyDigests
   /** Provider keys cooling down after a rate limit (SPEC §11); one per request path, so it outlives reloads. */
   readonly cooldowns: CooldownRegistry
+  /** The last Host value parsed (phases/route.ts). */
+  readonly hosts: HostMemo
 }
 
 /** The request path's context over the services (one per Listener). */
@@ -56,5 +59,6 @@ export const makeRequestPath = (services: ProxyServices): ProxyContext => ({
   ...services,
   requestIds: makeRequestIds(),
   digests: new ConnectionKeyDigests(),
-  cooldowns: new CooldownRegistry()
+  cooldowns: new CooldownRegistry(),
+  hosts: new HostMemo()
 })

@@ -16,6 +16,33 @@ const parsePort = (s: string, defaultPort: number): number | undefined => {
   return n <= 65535 ? n : undefined
 }
 
+/**
+ * The last Host value a request path parsed and its result (held by the request path's context, one per listener
+ * service: nearly every request of a deployment carries the same Host, and parsing it costs a slice, a regex and a
+ * lower-casing, ~90 ns; the memo ~5 ns). `name` undefined: the value was invalid.
+ */
+export class HostMemo {
+  private value: string | undefined = undefined
+  private defaultPort = 0
+  private name: string | undefined = undefined
+  private port = 0
+
+  /** `parseHostInto`, answered from the memo when the value and default port are the last ones. */
+  parseInto(into: HostTarget, value: string, defaultPort: number): boolean {
+    if (value !== this.value || defaultPort !== this.defaultPort) {
+      this.name = parseHostInto(into, value, defaultPort) ? into.hostName : undefined
+      this.port = into.port
+      this.value = value
+      this.defaultPort = defaultPort
+      return this.name !== undefined
+    }
+    if (this.name === undefined) return false
+    into.hostName = this.name
+    into.port = this.port
+    return true
+  }
+}
+
 /** Parses a Host value into `into`; false when it is not a valid host (400). */
 export const parseHostInto = (into: HostTarget, value: string, defaultPort: number): boolean => {
   let name: string

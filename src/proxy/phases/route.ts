@@ -3,7 +3,7 @@
 // prefix, key and health in one pass over the snapshot's index).
 import type { ErrorKind } from "../../errors.js"
 import type { Exchange } from "../exchange.js"
-import { originForm, parseHostInto } from "../host.js"
+import { originForm } from "../host.js"
 
 export const route = (
   ex: Exchange,
@@ -12,7 +12,7 @@ export const route = (
   defaultPort: number
 ): ErrorKind | undefined => {
   if (hostValue === undefined || hostValue.length === 0) return "missingHost"
-  if (!parseHostInto(ex, hostValue, defaultPort)) return "badRequest"
+  if (!ex.ctx.hosts.parseInto(ex, hostValue, defaultPort)) return "badRequest"
   const url = originForm(target)
   if (url === undefined) return "badRequest"
   ex.url = url
