@@ -109,7 +109,19 @@ describe("admin listener", () => {
       ["down.test", "openai"]
     ])
     expect(Object.keys(providers.providers[0]).sort()).toEqual(
-      ["endpoint", "healthy", "host", "id", "index", "inflight", "last_error", "last_error_at", "type", "weight"].sort()
+      [
+        "cooling",
+        "endpoint",
+        "healthy",
+        "host",
+        "id",
+        "index",
+        "inflight",
+        "last_error",
+        "last_error_at",
+        "type",
+        "weight"
+      ].sort()
     )
     const keys = JSON.parse((await get(admin, "/keys", ADMIN_KEY)).text)
     expect(keys.keys).toEqual([

@@ -160,6 +160,28 @@ describe("CooldownRegistry", () => {
     ])
   })
 
+  it("entry: until when and why, the cause going with the cool-down it belongs to (admin /providers)", () => {
+    const r = new CooldownRegistry()
+    r.cool("a", NOW + 2000, NOW, { status: 429, source: "retry-after", sinceMs: NOW })
+    // a shorter cool-down asked later changes nothing, its cause neither
+    r.cool("a", NOW + 1000, NOW + 10, { status: 503, source: "retry-after-ms", sinceMs: NOW + 10 })
+    expect(r.entry("a", NOW + 500)).toEqual({ untilMs: NOW + 2000, status: 429, source: "retry-after", sinceMs: NOW })
+    // a longer one replaces both
+    r.cool("a", NOW + 9000, NOW + 20, { status: 529, source: "ratelimit-reset", sinceMs: NOW + 20 })
+    expect(r.entry("a", NOW + 500)).toMatchObject({ untilMs: NOW + 9000, status: 529, source: "ratelimit-reset" })
+    expect(r.entry("b", NOW)).toBeUndefined()
+    expect(r.entry("a", NOW + 9000)).toBeUndefined()
+    // expired and met: the cause is gone with it, so a later cool-down without one shows no stale cause
+    expect(r.isCooling("a", NOW + 9000)).toBe(false)
+    r.cool("a", NOW + 12_000, NOW + 10_000)
+    expect(r.entry("a", NOW + 10_000)).toEqual({
+      untilMs: NOW + 12_000,
+      status: 0,
+      source: "default",
+      sinceMs: NOW + 10_000
+    })
+  })
+
   it("sweeps expired entries as it grows, so removed identities do not pile up", () => {
     const r = new CooldownRegistry()
     for (let i = 0; i < 5000; i++) r.cool(`gone-${i}`, NOW + 10, NOW)

@@ -1,9 +1,10 @@
 // The admin port of a cluster (`workers: N`, SPEC §10), served by the primary for all workers: /metrics is the
 // sum over the workers (prom-client's AggregatorRegistry; gauges of provider health take the lowest); /readyz is
 // ready when every worker is (and at least one runs); /providers merges the workers' views (healthy only if
-// healthy in every worker, in-flight summed, the latest error); /keys is a worker's answer (the names from the
-// config, the limits' figures from the store all workers share), or the config's names when none answers. The primary re-reads
-// the config on SIGHUP (as the workers do) and moves, opens or closes the admin port as it says.
+// healthy in every worker, in-flight summed, the latest error, every worker's key cool-downs: SPEC §11); /keys is
+// a worker's answer (the names from the config, the limits' figures from the store all workers share), or the
+// config's names when none answers. The primary re-reads the config on SIGHUP (as the workers do) and moves, opens
+// or closes the admin port as it says.
 import cluster from "node:cluster"
 import type * as http from "node:http"
 import * as Effect from "effect/Effect"
@@ -12,6 +13,7 @@ import type { AdminConfig, ConfigSnapshot } from "../config/types.js"
 import type { Logger } from "../log.js"
 import { type AdminSource, adminHandler, type ProviderView } from "../observability/adminHttp.js"
 import { keyViews } from "../observability/adminState.js"
+import { mergeCooldowns } from "../observability/cooldownView.js"
 import { listenAdmin } from "../services/Admin.js"
 import { ADMIN_REQUEST, ADMIN_RESPONSE, type WorkerAdminState } from "./adminWorker.js"
 
@@ -55,7 +57,8 @@ const mergeProviders = (answers: ReadonlyArray<WorkerAdminState>): ReadonlyArray
         healthy: seen.healthy && p.healthy,
         inflight: seen.inflight + p.inflight,
         last_error: latest.last_error,
-        last_error_at: latest.last_error_at
+        last_error_at: latest.last_error_at,
+        cooling: mergeCooldowns(seen.cooling, p.cooling)
       })
     }
   }

@@ -26,6 +26,25 @@ export interface ProviderView {
   /** `connect` (passive: a failed upstream connection) or `health_check` (an active probe failed); null: none. */
   readonly last_error: string | null
   readonly last_error_at: string | null
+  /** Its keys cooling down after a rate limit now (SPEC §11), by key index; empty when none. Never a key. */
+  readonly cooling: ReadonlyArray<KeyCooldownView>
+}
+
+/** One provider key cooling down, as /providers shows it (observability/cooldownView.ts). */
+export interface KeyCooldownView {
+  /** The key's index in the provider's `api_keys` (0 for `api_key`, or a provider without a key). */
+  readonly key: number
+  /** When it is free again (ISO 8601), and how long that is from now. */
+  readonly until: string
+  readonly remaining_ms: number
+  /** The provider's answer that asked for it: 429, or a 503/529 naming a time. */
+  readonly status: number
+  /** Where its length came from: `retry-after-ms`, `retry-after`, `ratelimit-reset`, or `default` (none named). */
+  readonly source: string
+  /** When that answer came (ISO 8601). */
+  readonly since: string
+  /** How many processes have it cooling (each worker learns from its own 429s); 1 without `workers`. */
+  readonly workers: number
 }
 
 /** One client key as /keys shows it: its name and where it is accepted, never the key. */

@@ -3,11 +3,13 @@
 // to the cluster primary when the process is a worker.
 import * as Redacted from "effect/Redacted"
 import type { ConfigSnapshot } from "../config/types.js"
+import type { CooldownRegistry } from "../domain/retry/index.js"
 import type { Router } from "../domain/router.js"
 import type { Figure, KeyUsage, LimitSpec } from "../limits/types.js"
 import type { UpstreamPools } from "../proxy/upstreams.js"
 import type { HealthCheckerService } from "../services/HealthChecker.js"
 import type { KeyView, LimitFigure, ProviderView, Readiness } from "./adminHttp.js"
+import { keyCooldowns } from "./cooldownView.js"
 import { providerLabel } from "./labels.js"
 
 /** A route: what a provider's `host` routing key matches (name, port, prefix). */
@@ -31,7 +33,9 @@ export const readiness = (router: Router, health: HealthCheckerService, listenin
 export const providerViews = (
   router: Router,
   health: HealthCheckerService,
-  pools: UpstreamPools
+  pools: UpstreamPools,
+  cooldowns?: CooldownRegistry,
+  nowMs: number = Date.now()
 ): ReadonlyArray<ProviderView> =>
   router.snapshot.providers.map((p, i) => {
     const id = router.providerIds[i]
@@ -47,7 +51,8 @@ export const providerViews = (
       weight: p.weight,
       inflight: pools.inflightTo(p),
       last_error: lastError ?? null,
-      last_error_at: lastError === undefined ? null : new Date(s?.lastErrorAt ?? 0).toISOString()
+      last_error_at: lastError === undefined ? null : new Date(s?.lastErrorAt ?? 0).toISOString(),
+      cooling: keyCooldowns(cooldowns, id, p.keys.length, nowMs)
     }
   })
 

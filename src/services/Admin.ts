@@ -97,7 +97,7 @@ export const make = Effect.gen(function* () {
     authKey: () => snapshot.admin?.authKey,
     metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
     readiness: async () => readiness(registry.current(), health, listener.bound.length > 0),
-    providers: async () => providerViews(registry.current(), health, pools),
+    providers: async () => providerViews(registry.current(), health, pools, listener.cooldowns),
     keys: async () => {
       const c = registry.current().snapshot
       return limits._tag === "Some" ? keyViewsWithLimits(c, limits.value.inspect) : keyViews(c)

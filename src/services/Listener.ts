@@ -11,6 +11,7 @@ import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import type { ConfigSnapshot } from "../config/types.js"
+import type { CooldownRegistry } from "../domain/retry/index.js"
 import { Inherited } from "../lifecycle/Inherited.js"
 import { event, plain } from "../log.js"
 import type { ProxyContext } from "../proxy/context.js"
@@ -53,6 +54,8 @@ export interface ListenerService {
   ) => Effect.Effect<void, ListenError | E>
   /** The listening servers by listener key, for the SIGUSR2 handover. */
   readonly servers: () => ReadonlyArray<{ readonly key: string; readonly server: net.Server }>
+  /** The request path's provider-key cool-downs (SPEC §11), for the admin listener's `/providers`. */
+  readonly cooldowns: CooldownRegistry
 }
 
 export class Listener extends Context.Tag("openproxy/Listener")<Listener, ListenerService>() {}
@@ -145,7 +148,8 @@ export const make = Effect.gen(function* () {
     reconfigure: Effect.fn("Listener.reconfigure")(function* <E>(next: ConfigSnapshot, commit: Effect.Effect<void, E>) {
       return yield* reconfigure(self, next, commit)
     }),
-    servers: () => [...ports.values()].map((p) => ({ key: p.key, server: p.listening }))
+    servers: () => [...ports.values()].map((p) => ({ key: p.key, server: p.listening })),
+    cooldowns: ctx.cooldowns
   } satisfies ListenerService
 })
 

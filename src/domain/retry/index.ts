@@ -15,5 +15,5 @@ export {
 } from "./decide.js"
 export { type CoolingView, coolingWait, nextIdentity, type OrderEntry, type OrderIdentity } from "./order.js"
 export { type CoolingRefusal, coolingRefusal } from "./refusal.js"
-export { CooldownRegistry, identityId } from "./registry.js"
+export { type CooldownCause, type CooldownEntry, CooldownRegistry, identityId } from "./registry.js"
 export { armFirstToken, FirstTokenWatchdog } from "./watchdog.js"

@@ -60,7 +60,7 @@ export const coolDown = (ex: Exchange, status: number, raw: RawHeaders): void =>
   const c = cooldownOf(status, raw, now, ex.router.snapshot.retry.maxCooldownMs)
   if (c === undefined || c.ms <= 0) return
   const identity = ex.identity!
-  ex.ctx.cooldowns.cool(identity.id, now + c.ms, now)
+  ex.ctx.cooldowns.cool(identity.id, now + c.ms, now, { status, source: c.source, sinceMs: now })
   ex.ctx.onCooldown?.(identity.provider)
   ex.ctx.log.log("debug", "provider key cooling down", {
     request: ex.requestId,
