@@ -6,26 +6,17 @@
 // handshake retried is one admission; a CONNECT or WebSocket client leaving during a wait ends the exchange at
 // once and nothing reaches the upstream after.
 import * as http from "node:http"
-import type * as net from "node:net"
-import type { AddressInfo } from "node:net"
-import * as Effect from "effect/Effect"
-import { afterEach, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import WebSocket from "ws"
-import { parseConfig } from "../src/config/load.js"
-import { KeyResolver } from "../src/domain/keys.js"
-import { Router } from "../src/domain/router.js"
 import type { Limiter } from "../src/limits/limiter.js"
 import { openLimiter } from "../src/limits/open.js"
 import type { KeyUsage } from "../src/limits/types.js"
-import { makeLogger } from "../src/log.js"
 import type { FaultRule } from "../src/mock/faults.js"
-import { makeRequestPath } from "../src/proxy/context.js"
 import type { Exchange } from "../src/proxy/exchange.js"
-import { handleRequest } from "../src/proxy/forward.js"
-import { handleConnect } from "../src/proxy/tunnel.js"
-import { UpstreamPools } from "../src/proxy/upstreams.js"
-import { handleUpgrade } from "../src/proxy/websocket.js"
-import { type MockProvider, startMockProvider } from "./support/mockProvider.js"
+import { cleanupAfterEach, deadPort, listen, sleep, until } from "./support/cleanup.js"
+import { type Answer, type PostOptions, postAndLeave, post as postJson } from "./support/http.js"
+import type { MockProvider } from "./support/mockProvider.js"
+import { startRequestPath } from "./support/requestPath.js"
 
 const CLIENT = "sk-client-TOPSECRET-1"
 const CHAT = JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }], max_tokens: 50 })
@@ -35,18 +26,11 @@ const CHAT_STREAM = JSON.stringify({
   messages: [{ role: "user", content: "hi" }],
   max_tokens: 50
 })
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-const closers: Array<() => Promise<void>> = []
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c()
-})
+const cleanup = cleanupAfterEach()
 
-const mock = async (key: string, faults?: Array<FaultRule>): Promise<MockProvider> => {
-  const m = await startMockProvider({ keys: { openai: key }, faults })
-  closers.push(() => m.close())
-  return m
-}
+const mock = (key: string, faults?: Array<FaultRule>): Promise<MockProvider> =>
+  cleanup.mock({ keys: { openai: key }, faults })
 
 interface Calls {
   admit: number
@@ -63,10 +47,8 @@ interface Harness {
 
 /** The request path with the memory Limiter (its calls counted) and the log phase captured. */
 const harness = async (yaml: string): Promise<Harness> => {
-  const snapshot = await Effect.runPromise(parseConfig(yaml, "/tmp/retry-limits-test.yml", {}))
-  const router = new Router(snapshot)
-  const pools = new UpstreamPools()
   const real = await openLimiter({ store: "memory" })
+  cleanup.defer(() => real.close())
   const calls: Calls = { admit: 0, settle: [], release: 0 }
   const limiter: Limiter = {
     ...real,
@@ -84,35 +66,20 @@ const harness = async (yaml: string): Promise<Harness> => {
     }
   }
   const ended: Harness["ended"] = []
-  const ctx = makeRequestPath({
-    router: () => router,
-    pools,
-    keys: new KeyResolver(),
-    health: { connectFailed: () => undefined, connected: () => undefined },
-    log: makeLogger("text", "error", () => undefined),
-    limits: { limiter: () => limiter, defaultOutputTokens: () => 700 },
-    onEnd: (ex: Exchange) =>
-      ended.push({
-        status: ex.status,
-        attempts: ex.attempts,
-        outcome: ex.outcome,
-        tokens:
-          ex.usage === undefined
-            ? undefined
-            : ex.usage.input + ex.usage.cacheRead + ex.usage.cacheWrite + ex.usage.output
-      })
-  })
-  const server = http.createServer((req, res) => handleRequest(ctx, 80, req, res))
-  server.on("upgrade", (req, socket, head) => handleUpgrade(ctx, req, socket as net.Socket, head))
-  server.on("connect", (req, socket, head) => handleConnect(ctx, req, socket as net.Socket, head))
-  const port = await new Promise<number>((resolve) =>
-    server.listen(0, "127.0.0.1", () => resolve((server.address() as AddressInfo).port))
-  )
-  closers.push(async () => {
-    server.closeAllConnections()
-    await new Promise((r) => server.close(r))
-    await pools.closeAll()
-    await real.close()
+  const { port, snapshot } = await startRequestPath(cleanup, yaml, {
+    services: {
+      limits: { limiter: () => limiter, defaultOutputTokens: () => 700 },
+      onEnd: (ex: Exchange) =>
+        ended.push({
+          status: ex.status,
+          attempts: ex.attempts,
+          outcome: ex.outcome,
+          tokens:
+            ex.usage === undefined
+              ? undefined
+              : ex.usage.input + ex.usage.cacheRead + ex.usage.cacheWrite + ex.usage.output
+        })
+    }
   })
   const spec = snapshot.keyLimits.get("team")!
   const usage = async () => (await real.inspect([{ name: "team", spec }]))[0]
@@ -131,76 +98,17 @@ ${providers.map((p) => `  - ${p}`).join("\n")}
 const provider = (m: MockProvider | number, extra: string) =>
   `{ type: openai, host: "llm.test", endpoint: "127.0.0.1:${typeof m === "number" ? m : m.port}", tls: false, ${extra} }`
 
-interface Reply {
-  status: number
-  text: string
-}
+/** The team key's request to llm.test (CHAT unless another body is given). */
+const asTeam = (body: string): PostOptions => ({
+  host: "llm.test",
+  headers: { authorization: `Bearer ${CLIENT}` },
+  body
+})
 
-const post = (port: number, body = CHAT): Promise<Reply> =>
-  new Promise((resolve, reject) => {
-    const req = http.request({
-      host: "127.0.0.1",
-      port,
-      method: "POST",
-      path: "/v1/chat/completions",
-      headers: {
-        host: "llm.test",
-        authorization: `Bearer ${CLIENT}`,
-        "content-type": "application/json",
-        "content-length": Buffer.byteLength(body)
-      },
-      agent: false
-    })
-    req.on("response", (res) => {
-      const chunks: Array<Buffer> = []
-      res.on("data", (c: Buffer) => chunks.push(c))
-      res.on("error", () => undefined)
-      res.on("close", () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }))
-    })
-    req.on("error", reject)
-    req.end(body)
-  })
+const post = (port: number, body = CHAT): Promise<Answer> => postJson(port, asTeam(body))
 
 /** Sends a request and destroys it after `ms` (before any answer). */
-const abortAfter = (port: number, ms: number, body = CHAT): Promise<void> =>
-  new Promise((resolve) => {
-    const req = http.request({
-      host: "127.0.0.1",
-      port,
-      method: "POST",
-      path: "/v1/chat/completions",
-      headers: {
-        host: "llm.test",
-        authorization: `Bearer ${CLIENT}`,
-        "content-type": "application/json",
-        "content-length": Buffer.byteLength(body)
-      },
-      agent: false
-    })
-    req.on("error", () => resolve())
-    req.on("response", (res) => {
-      res.resume()
-      res.on("close", () => resolve())
-    })
-    req.end(body)
-    setTimeout(() => {
-      req.destroy()
-      resolve()
-    }, ms)
-  })
-
-const until = async (what: () => boolean, ms = 3000) => {
-  for (let i = 0; i < ms / 10 && !what(); i++) await sleep(10)
-  return what()
-}
-
-/** A port nothing listens on (connection refused). */
-const deadPort = async () => {
-  const s = http.createServer()
-  const port = await new Promise<number>((r) => s.listen(0, "127.0.0.1", () => r((s.address() as AddressInfo).port)))
-  await new Promise((r) => s.close(r))
-  return port
-}
+const abortAfter = (port: number, ms: number, body = CHAT): Promise<void> => postAndLeave(port, ms, asTeam(body))
 
 describe("a retried request is admitted once and settled once", () => {
   it("503 then 200: one request of requests_per_minute, the slot back, settled once on the estimate", async () => {
@@ -410,10 +318,8 @@ describe("CONNECT waiting for a cooling key", () => {
       res.end("{}")
     })
     upstream.on("connection", () => connections++)
-    const upPort = await new Promise<number>((r) =>
-      upstream.listen(0, "127.0.0.1", () => r((upstream.address() as AddressInfo).port))
-    )
-    closers.push(async () => {
+    const upPort = await listen(upstream)
+    cleanup.defer(async () => {
       upstream.closeAllConnections()
       await new Promise((r) => upstream.close(r))
     })

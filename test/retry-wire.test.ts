@@ -7,29 +7,23 @@
 import * as http from "node:http"
 import * as http2 from "node:http2"
 import * as net from "node:net"
-import { type AddressInfo, connect as netConnect } from "node:net"
-import * as Effect from "effect/Effect"
+import { connect as netConnect } from "node:net"
 import OpenAI from "openai"
-import { afterEach, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import WebSocket from "ws"
-import { parseConfig } from "../src/config/load.js"
 import type { ProviderConfig } from "../src/config/types.js"
-import { KeyResolver } from "../src/domain/keys.js"
-import { Router } from "../src/domain/router.js"
-import { makeLogger } from "../src/log.js"
 import type { FaultRule } from "../src/mock/faults.js"
-import { makeRequestPath, type ProxyContext } from "../src/proxy/context.js"
+import type { ProxyContext } from "../src/proxy/context.js"
 import type { Exchange } from "../src/proxy/exchange.js"
-import { handleRequest } from "../src/proxy/forward.js"
-import { UpstreamPools } from "../src/proxy/upstreams.js"
-import { handleUpgrade } from "../src/proxy/websocket.js"
+import { cleanupAfterEach, deadPort, listen, sleep } from "./support/cleanup.js"
+import { type Answer, type PostOptions, post as postJson } from "./support/http.js"
 import { seriesValue } from "./support/metrics.js"
 import { type MockProvider, startMockProvider } from "./support/mockProvider.js"
 import { startProxy } from "./support/proxy.js"
+import { startRequestPath } from "./support/requestPath.js"
 
 const CHAT = JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] })
 const CHAT_STREAM = JSON.stringify({ model: "gpt-4o-mini", stream: true, messages: [{ role: "user", content: "hi" }] })
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 interface Ended {
   readonly status: number
@@ -47,54 +41,29 @@ interface Harness {
   readonly ctx: ProxyContext
 }
 
-const closers: Array<() => Promise<void>> = []
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c()
-})
+const cleanup = cleanupAfterEach()
 
-const listen = (s: http.Server | http2.Http2Server) =>
-  new Promise<number>((resolve) => s.listen(0, "127.0.0.1", () => resolve((s.address() as AddressInfo).port)))
-
-const mock = async (key: string | Array<string>, faults?: Array<FaultRule>): Promise<MockProvider> => {
-  const m = await startMockProvider({ keys: { openai: key }, faults })
-  closers.push(() => m.close())
-  return m
-}
+const mock = (key: string | Array<string>, faults?: Array<FaultRule>): Promise<MockProvider> =>
+  cleanup.mock({ keys: { openai: key }, faults })
 
 /** The request path over an HTTP/1.1 and an h2c server, with the log phase and the retry counts captured. */
 const harness = async (yaml: string): Promise<Harness> => {
-  const snapshot = await Effect.runPromise(parseConfig(yaml, "/tmp/retry-wire-test.yml", {}))
-  const router = new Router(snapshot)
-  const pools = new UpstreamPools()
   const ended: Array<Ended> = []
   const retries: Array<[number, string]> = []
   const cooldowns: Array<number> = []
-  const ctx = makeRequestPath({
-    router: () => router,
-    pools,
-    keys: new KeyResolver(),
-    health: { connectFailed: () => undefined, connected: () => undefined },
-    log: makeLogger("text", "error", () => undefined),
-    onEnd: (ex: Exchange) =>
-      ended.push({
-        status: ex.status,
-        outcome: ex.outcome,
-        attempts: ex.attempts,
-        provider: ex.identity?.provider.index
-      }),
-    onRetry: (p: ProviderConfig, reason: string) => retries.push([p.index, reason]),
-    onCooldown: (p: ProviderConfig) => cooldowns.push(p.index)
-  })
-  const h1 = http.createServer((req, res) => handleRequest(ctx, 80, req, res))
-  h1.on("upgrade", (req, socket, head) => handleUpgrade(ctx, req, socket as net.Socket, head))
-  const h2 = http2.createServer((req, res) => handleRequest(ctx, 80, req, res))
-  const port = await listen(h1)
-  const h2port = await listen(h2)
-  closers.push(async () => {
-    h1.closeAllConnections()
-    await new Promise((r) => h1.close(r))
-    await new Promise((r) => h2.close(r))
-    await pools.closeAll()
+  const { port, h2port, ctx } = await startRequestPath(cleanup, yaml, {
+    h2: true,
+    services: {
+      onEnd: (ex: Exchange) =>
+        ended.push({
+          status: ex.status,
+          outcome: ex.outcome,
+          attempts: ex.attempts,
+          provider: ex.identity?.provider.index
+        }),
+      onRetry: (p: ProviderConfig, reason: string) => retries.push([p.index, reason]),
+      onCooldown: (p: ProviderConfig) => cooldowns.push(p.index)
+    }
   })
   return { port, h2port, ended, retries, cooldowns, ctx }
 }
@@ -102,46 +71,9 @@ const harness = async (yaml: string): Promise<Harness> => {
 const provider = (m: MockProvider, extra: string) =>
   `{ type: openai, host: "llm.test", endpoint: "127.0.0.1:${m.port}", tls: false, ${extra} }`
 
-interface Reply {
-  status: number
-  headers: http.IncomingHttpHeaders
-  text: string
-  complete: boolean
-}
-
-const post = (
-  port: number,
-  o: { body?: string | Buffer; agent?: http.Agent; path?: string; chunked?: boolean } = {}
-): Promise<Reply> =>
-  new Promise((resolve, reject) => {
-    const body = o.body ?? CHAT
-    const headers: Record<string, string | number> = { host: "llm.test", "content-type": "application/json" }
-    if (o.chunked) headers["transfer-encoding"] = "chunked"
-    else headers["content-length"] = Buffer.byteLength(body)
-    const req = http.request({
-      host: "127.0.0.1",
-      port,
-      method: "POST",
-      path: o.path ?? "/v1/chat/completions",
-      headers,
-      agent: o.agent ?? false
-    })
-    req.on("response", (res) => {
-      const chunks: Array<Buffer> = []
-      res.on("data", (c: Buffer) => chunks.push(c))
-      res.on("error", () => undefined)
-      res.on("close", () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: res.headers,
-          text: Buffer.concat(chunks).toString(),
-          complete: res.complete
-        })
-      )
-    })
-    req.on("error", reject)
-    req.end(body)
-  })
+/** A chat request to llm.test through the proxy (CHAT unless another body is given). */
+const post = (port: number, o: Partial<PostOptions> = {}): Promise<Answer> =>
+  postJson(port, { host: "llm.test", body: CHAT, ...o })
 
 /** Waits until `n` exchanges have ended (the log phase runs when the response closes). */
 const endedCount = async (h: Harness, n: number) => {
@@ -160,7 +92,7 @@ providers:
   - ${provider(b, 'api_key: "sk-b"')}
 `)
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
-    closers.push(async () => agent.destroy())
+    cleanup.defer(async () => agent.destroy())
     const statuses: Array<number> = []
     const started = Date.now()
     for (let i = 0; i < 200; i++) {
@@ -247,14 +179,12 @@ providers:
 
   it("a retryable answer, then no answer at all (connect refused): the client gets the answer", async () => {
     const a = await mock("sk-a", [{ status: 503, body: "a is down for maintenance" }])
-    const dead = http.createServer()
-    const deadPort = await listen(dead)
-    await new Promise((r) => dead.close(r))
+    const dead = await deadPort()
     const h = await harness(`
 http_port: 0
 providers:
   - ${provider(a, 'api_key: "sk-a", priority: 1')}
-  - { type: openai, host: "llm.test", endpoint: "127.0.0.1:${deadPort}", tls: false, api_key: "sk-b" }
+  - { type: openai, host: "llm.test", endpoint: "127.0.0.1:${dead}", tls: false, api_key: "sk-b" }
 `)
     const r = await post(h.port)
     expect(r.status).toBe(503)
@@ -285,8 +215,7 @@ describe("resets before the response head", () => {
     ["HTTP/1.1", false],
     ["h2c", true]
   ])("an upstream (%s) that resets before its head: the request goes to the other provider", async (_name, h2) => {
-    const a = await startMockProvider({ keys: { openai: "sk-a" }, http2: h2, faults: [{ reset: true, times: 1 }] })
-    closers.push(() => a.close())
+    const a = await cleanup.mock({ keys: { openai: "sk-a" }, http2: h2, faults: [{ reset: true, times: 1 }] })
     const b = await mock("sk-b")
     const h = await harness(`
 http_port: 0
@@ -457,7 +386,7 @@ providers:
   - ${provider(b, 'api_key: "sk-b"')}
 `)
     const session = http2.connect(`http://127.0.0.1:${h.h2port}`)
-    closers.push(async () => {
+    cleanup.defer(async () => {
       session.destroy()
     })
     const outcome = await new Promise<{ status: number; text: string; rst: number; ended: boolean }>((resolve) => {
@@ -566,11 +495,7 @@ providers:
 
 describe("every key cooling, WebSocket", () => {
   it("a handshake to a route whose keys all cool down gets the proxy's 429 in the provider's shape", async () => {
-    const a = await startMockProvider({
-      keys: { anthropic: "sk-a" },
-      faults: [{ status: 429, retryAfter: 20, times: 1 }]
-    })
-    closers.push(() => a.close())
+    const a = await cleanup.mock({ keys: { anthropic: "sk-a" }, faults: [{ status: 429, retryAfter: 20, times: 1 }] })
     const h = await harness(`
 http_port: 0
 providers:
@@ -606,10 +531,8 @@ describe("CONNECT", () => {
       sock.on("error", () => undefined)
       sock.pipe(sock)
     })
-    const port = await new Promise<number>((r) =>
-      echo.listen(0, "127.0.0.1", () => r((echo.address() as AddressInfo).port))
-    )
-    closers.push(() => new Promise((r) => echo.close(() => r())))
+    const port = await listen(echo)
+    cleanup.defer(() => new Promise((r) => echo.close(r)))
     const proxy = await startProxy(`
 http_port: 0
 http_bind_address: 127.0.0.1
@@ -618,7 +541,7 @@ providers:
   - { type: forward, host: "t.test", endpoint: "127.0.0.2:${port}", tls: false, priority: 10 }
   - { type: forward, host: "t.test", endpoint: "127.0.0.1:${port}", tls: false }
 `)
-    closers.push(proxy.close)
+    cleanup.defer(proxy.close)
     const got = await new Promise<string>((resolve, reject) => {
       const sock = netConnect(proxy.httpPort!, "127.0.0.1")
       let text = ""
@@ -641,7 +564,7 @@ describe("a provider stopped under load", () => {
   it("an SDK loop over 30 s, one provider stopped at 15 s: no client-visible error other than requests in flight on the stopped one", async () => {
     const a = await startMockProvider({ keys: { openai: "sk-a" } })
     let aClosed = false
-    closers.push(async () => {
+    cleanup.defer(async () => {
       if (!aClosed) await a.close()
     })
     const b = await mock("sk-b")
@@ -652,7 +575,7 @@ providers:
   - { type: openai, host: "127.0.0.1", endpoint: "127.0.0.1:${a.port}", tls: false, api_key: "sk-a" }
   - { type: openai, host: "127.0.0.1", endpoint: "127.0.0.1:${b.port}", tls: false, api_key: "sk-b" }
 `)
-    closers.push(proxy.close)
+    cleanup.defer(proxy.close)
     // the official SDK without its own retries: every failure the proxy lets through is seen
     const client = new OpenAI({ apiKey: "client", baseURL: `http://127.0.0.1:${proxy.httpPort}/v1`, maxRetries: 0 })
     const CONCURRENCY = 8
@@ -702,7 +625,7 @@ providers:
   - ${provider(a, 'api_key: "sk-a", priority: 1')}
   - ${provider(b, 'api_key: "sk-b"')}
 `)
-    closers.push(proxy.close)
+    cleanup.defer(proxy.close)
     expect((await post(proxy.httpPort!)).status).toBe(200)
     const text = await new Promise<string>((resolve, reject) => {
       http

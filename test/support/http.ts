@@ -75,3 +75,75 @@ export const h2req = (
     stream.on("error", reject)
     stream.end(o.body)
   })
+
+/** An answer read to its end or to its cut: `complete` is false when the response was aborted midway. */
+export interface Answer {
+  readonly status: number
+  readonly headers: http.IncomingHttpHeaders
+  readonly text: string
+  readonly complete: boolean
+}
+
+export interface PostOptions {
+  readonly host: string
+  readonly body: string | Buffer
+  /** default `/v1/chat/completions` */
+  readonly path?: string
+  /** Beside Host, Content-Type (JSON) and Content-Length. */
+  readonly headers?: Readonly<Record<string, string>>
+  /** Send the body chunked (no Content-Length). */
+  readonly chunked?: boolean
+  /** default: a new connection */
+  readonly agent?: http.Agent
+}
+
+const postRequest = (port: number, o: PostOptions): http.ClientRequest => {
+  const headers: Record<string, string | number> = { host: o.host, "content-type": "application/json", ...o.headers }
+  if (o.chunked) headers["transfer-encoding"] = "chunked"
+  else headers["content-length"] = Buffer.byteLength(o.body)
+  return http.request({
+    host: "127.0.0.1",
+    port,
+    method: "POST",
+    path: o.path ?? "/v1/chat/completions",
+    headers,
+    agent: o.agent ?? false
+  })
+}
+
+/** A JSON POST over HTTP/1.1; resolves when the response closes, whether it ended or was cut. */
+export const post = (port: number, o: PostOptions): Promise<Answer> =>
+  new Promise((resolve, reject) => {
+    const req = postRequest(port, o)
+    req.on("response", (res) => {
+      const chunks: Array<Buffer> = []
+      res.on("data", (c: Buffer) => chunks.push(c))
+      res.on("error", () => undefined)
+      res.on("close", () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          text: Buffer.concat(chunks).toString(),
+          complete: res.complete
+        })
+      )
+    })
+    req.on("error", reject)
+    req.end(o.body)
+  })
+
+/** Sends a JSON POST and destroys it after `ms` (a client leaving); resolves then, or when it was answered first. */
+export const postAndLeave = (port: number, ms: number, o: PostOptions): Promise<void> =>
+  new Promise((resolve) => {
+    const req = postRequest(port, o)
+    req.on("error", () => resolve())
+    req.on("response", (res) => {
+      res.resume()
+      res.on("close", () => resolve())
+    })
+    req.end(o.body)
+    setTimeout(() => {
+      req.destroy()
+      resolve()
+    }, ms)
+  })
