@@ -4,14 +4,12 @@
 // until when and why (status, the header that named the time), no configured secret anywhere, and the entry is gone
 // once the wait is over. With `workers: 2` (a real `node dist/main.js start` process) the primary's `/providers`
 // shows the key cooling in both workers (each learned it from its own 429).
-import { writeFile } from "node:fs/promises"
-import * as net from "node:net"
-import * as path from "node:path"
-import { afterEach, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import type { KeyCooldownView, ProviderView } from "../src/observability/adminHttp.js"
+import { cleanupAfterEach, freePort, sleep } from "./support/cleanup.js"
 import { h1 } from "./support/http.js"
-import { type MockProvider, startMockProvider } from "./support/mockProvider.js"
-import { logLines, startProxy, startProxyProcess, tempDir } from "./support/proxy.js"
+import type { MockProvider } from "./support/mockProvider.js"
+import { logLines } from "./support/proxy.js"
 
 const ADMIN_KEY = "adm-TOPSECRET-cool"
 const CLIENT_KEY = "sk-client-TOPSECRET-cool"
@@ -20,25 +18,7 @@ const A2 = "sk-a2-TOPSECRET-cool"
 const B = "sk-b-TOPSECRET-cool"
 const SECRETS = [ADMIN_KEY, CLIENT_KEY, A1, A2, B]
 const CHAT = JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] })
-const freePort = () =>
-  new Promise<number>((r) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const n = (s.address() as net.AddressInfo).port
-      s.close(() => r(n))
-    })
-  })
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-const closers: Array<() => Promise<unknown>> = []
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c()
-})
-
-const mock = async (m: Promise<MockProvider>): Promise<MockProvider> => {
-  const started = await m
-  closers.push(() => started.close())
-  return started
-}
+const cleanup = cleanupAfterEach()
 
 const config = (a: MockProvider, b: MockProvider, extra = "") => `
 http_port: 0
@@ -89,14 +69,9 @@ const noSecretIn = (texts: Record<string, string>) => {
 
 describe("/providers shows the keys cooling down", () => {
   it("which key, until when and why; no secret; gone once the wait is over", async () => {
-    const a = await mock(
-      startMockProvider({ keys: { openai: [A1, A2] }, faults: [{ key: A1, status: 429, retryAfter: 2 }] })
-    )
-    const b = await mock(
-      startMockProvider({ keys: { anthropic: B }, faults: [{ status: 529, retryAfterMs: 1500, times: 1 }] })
-    )
-    const proxy = await startProxy(config(a, b))
-    closers.push(proxy.close)
+    const a = await cleanup.mock({ keys: { openai: [A1, A2] }, faults: [{ key: A1, status: 429, retryAfter: 2 }] })
+    const b = await cleanup.mock({ keys: { anthropic: B }, faults: [{ status: 529, retryAfterMs: 1500, times: 1 }] })
+    const proxy = await cleanup.proxy(config(a, b))
     const port = proxy.adminPort()!
     // nothing cooling yet
     expect((await providers(port)).map((p) => p.cooling)).toEqual([[], []])
@@ -160,18 +135,14 @@ describe("/providers shows the keys cooling down", () => {
 
 describe("/providers with workers: 2", () => {
   it("the primary shows a key cooling in both workers, each having had its own 429", async () => {
-    const a = await mock(
-      startMockProvider({ keys: { openai: [A1, A2] }, faults: [{ key: A1, status: 429, retryAfter: 60 }] })
-    )
-    const b = await mock(startMockProvider({ keys: { anthropic: B } }))
-    const dir = await tempDir()
-    const file = path.join(dir, "admin-cooldowns-workers.yml")
+    const a = await cleanup.mock({ keys: { openai: [A1, A2] }, faults: [{ key: A1, status: 429, retryAfter: 60 }] })
+    const b = await cleanup.mock({ keys: { anthropic: B } })
     // a fixed port for the cluster (as the other workers tests do)
-    await writeFile(file, config(a, b, "workers: 2").replace("http_port: 0", `http_port: ${await freePort()}`))
-    const proc = await startProxyProcess(file)
-    closers.push(() => proc.stop())
-    const port = Number(/admin listening address=\S+ port=(\d+)/.exec(proc.output())?.[1])
-    const httpPort = proc.ports.http!
+    const {
+      proc,
+      httpPort,
+      adminPort: port
+    } = await cleanup.process(config(a, b, "workers: 2").replace("http_port: 0", `http_port: ${await freePort()}`))
 
     // new connections go to both workers in turn; each sends A1 one request (its 429 cools A1 in that worker only)
     const ids = await untilA1Got(httpPort, a, 2)

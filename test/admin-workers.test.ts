@@ -5,6 +5,7 @@ import { writeFile } from "node:fs/promises"
 import * as net from "node:net"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { freePort, sleep } from "./support/cleanup.js"
 import { h1 } from "./support/http.js"
 import { seriesValue } from "./support/metrics.js"
 import { DEFAULT_KEYS, type MockProvider, startMockProvider } from "./support/mockProvider.js"
@@ -13,16 +14,6 @@ import { type ProxyProcess, startProxyProcess, tempDir } from "./support/proxy.j
 const ADMIN_KEY = "adm-TOPSECRET-w"
 const CLIENT_KEY = "sk-client-TOPSECRET-w"
 const SECRETS = [ADMIN_KEY, CLIENT_KEY, DEFAULT_KEYS.openai]
-
-const freePort = () =>
-  new Promise<number>((r) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const n = (s.address() as net.AddressInfo).port
-      s.close(() => r(n))
-    })
-  })
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 let mock: MockProvider
 let proxy: ProxyProcess

@@ -4,21 +4,13 @@
 // the ended exchange carries exactly the bytes each way and the mock's Realtime usage (permessage-deflate on and
 // off, compressed fragments), the model from the query or else from `session.created`; a non-Realtime WebSocket
 // and a CONNECT tunnel carry bytes only; without an end consumer nothing is attached to the sockets.
-import * as http from "node:http"
 import * as net from "node:net"
-import * as Effect from "effect/Effect"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { parseConfig } from "../src/config/load.js"
-import { KeyResolver } from "../src/domain/keys.js"
-import { Router } from "../src/domain/router.js"
+import { beforeAll, describe, expect, it } from "vitest"
 import type { Usage } from "../src/domain/usage/usage.js"
-import { makeLogger } from "../src/log.js"
-import { makeRequestPath, type ProxyServices } from "../src/proxy/context.js"
 import type { Exchange } from "../src/proxy/exchange.js"
-import { handleConnect } from "../src/proxy/tunnel.js"
-import { UpstreamPools } from "../src/proxy/upstreams.js"
-import { handleUpgrade } from "../src/proxy/websocket.js"
-import { DEFAULT_KEYS, type MockProvider, startMockProvider } from "./support/mockProvider.js"
+import { cleanupAfterAll, sleep } from "./support/cleanup.js"
+import { DEFAULT_KEYS, type MockProvider } from "./support/mockProvider.js"
+import { startRequestPath } from "./support/requestPath.js"
 
 interface Ended {
   readonly protocol: string
@@ -39,9 +31,6 @@ const perResponse = (n: number): Usage => ({
   cacheWrite: 0,
   reasoning: 0
 })
-
-const listen = (s: net.Server) =>
-  new Promise<number>((resolve) => s.listen(0, "127.0.0.1", () => resolve((s.address() as net.AddressInfo).port)))
 
 /** A client-to-server (masked) frame. */
 const clientFrame = (opcode: number, payload: Buffer): Buffer => {
@@ -96,9 +85,8 @@ const rawSession = (
     s.write(Buffer.concat([Buffer.from(`${lines.join("\r\n")}\r\n\r\n`, "latin1"), frames]))
   })
 
+const cleanup = cleanupAfterAll()
 let mock: MockProvider
-let withSink: http.Server
-let withoutSink: http.Server
 let port = 0
 let bare = 0
 const ended: Array<Ended> = []
@@ -116,70 +104,52 @@ const watchListeners = (socket: net.Socket, out: Array<number>): void => {
 }
 
 beforeAll(async () => {
-  mock = await startMockProvider()
-  const snapshot = await Effect.runPromise(
-    parseConfig(
-      `
+  mock = await cleanup.mock()
+  const yaml = `
 http_port: 0
 connect_tunnel_enabled: true
 auth_keys: [{ name: team-a, key: "client-a" }]
 providers:
   - { type: openai, host: "rt.test", endpoint: "127.0.0.1:${mock.port}", tls: false, api_key: "${DEFAULT_KEYS.openai}" }
   - { type: anthropic, host: "other.test", endpoint: "127.0.0.1:${mock.port}", tls: false, api_key: "${DEFAULT_KEYS.anthropic}" }
-`,
-      "/tmp/realtime-relay-test.yml",
-      {}
-    )
-  )
-  const router = new Router(snapshot)
-  const services: ProxyServices = {
-    router: () => router,
-    pools: new UpstreamPools(),
-    keys: new KeyResolver(),
-    health: { connectFailed: () => undefined, connected: () => undefined },
-    log: makeLogger("text", "error", () => undefined)
-  }
-  const ctx = makeRequestPath({
-    ...services,
-    onEnd: (ex: Exchange) =>
-      ended.push({
-        protocol: ex.protocol,
-        status: ex.status,
-        bytesIn: ex.bytesIn,
-        bytesOut: ex.bytesOut,
-        usage: ex.usage,
-        model: ex.model,
-        responseModel: ex.responseModel
-      })
+`
+  const withSink = await startRequestPath(cleanup, yaml, {
+    services: {
+      onEnd: (ex: Exchange) =>
+        ended.push({
+          protocol: ex.protocol,
+          status: ex.status,
+          bytesIn: ex.bytesIn,
+          bytesOut: ex.bytesOut,
+          usage: ex.usage,
+          model: ex.model,
+          responseModel: ex.responseModel
+        })
+    },
+    afterUpgrade: (socket) => watchListeners(socket, listeners.sink)
   })
-  withSink = http.createServer()
-  withSink.on("upgrade", (req, socket, head) => {
-    handleUpgrade(ctx, req, socket as net.Socket, head)
-    watchListeners(socket as net.Socket, listeners.sink)
+  port = withSink.port
+  // the same config without an end consumer
+  const withoutSink = await startRequestPath(cleanup, yaml, {
+    afterUpgrade: (socket) => watchListeners(socket, listeners.bare)
   })
-  withSink.on("connect", (req, socket, head) => handleConnect(ctx, req, socket as net.Socket, head))
-  port = await listen(withSink)
-  const bareCtx = makeRequestPath(services)
-  withoutSink = http.createServer()
-  withoutSink.on("upgrade", (req, socket, head) => {
-    handleUpgrade(bareCtx, req, socket as net.Socket, head)
-    watchListeners(socket as net.Socket, listeners.bare)
-  })
-  bare = await listen(withoutSink)
-})
-afterAll(async () => {
-  for (const s of [withSink, withoutSink]) {
-    s.closeAllConnections()
-    await new Promise((r) => s.close(r))
-  }
-  await mock.close()
+  bare = withoutSink.port
 })
 
 /** The next ended exchange (the log phase runs after the Realtime tap has settled). */
 const nextEnded = async (count: number): Promise<Ended> => {
-  for (let i = 0; i < 200 && ended.length < count; i++) await new Promise((r) => setTimeout(r, 10))
+  for (let i = 0; i < 200 && ended.length < count; i++) await sleep(10)
   expect(ended.length).toBe(count)
   return ended[count - 1]
+}
+
+/** A raw session through the proxy as the client `client-a` (host rt.test unless given), and how it ended. */
+const proxiedSession = async (
+  o: Omit<Parameters<typeof rawSession>[1], "host" | "auth"> & { host?: string }
+): Promise<{ r: Awaited<ReturnType<typeof rawSession>>; e: Ended }> => {
+  const before = ended.length
+  const r = await rawSession(port, { host: "rt.test", auth: "client-a", ...o })
+  return { r, e: await nextEnded(before + 1) }
 }
 
 const realtimePath = (q: string) => `/v1/realtime?${q}`
@@ -200,13 +170,11 @@ describe("OpenAI Realtime through the relay", () => {
     it(`${c.name}: the client gets the direct bytes; the exchange has the bytes and the usage`, async () => {
       const o = { path: realtimePath(c.query), deflate: c.deflate, responses: c.responses }
       const direct = await rawSession(mock.port, { ...o, host: `127.0.0.1:${mock.port}`, auth: DEFAULT_KEYS.openai })
-      const before = ended.length
-      const proxied = await rawSession(port, { ...o, host: "rt.test", auth: "client-a" })
+      const { r: proxied, e } = await proxiedSession(o)
       expect(proxied.head.split("\r\n")[0]).toBe("HTTP/1.1 101 Switching Protocols")
       expect(/sec-websocket-extensions: permessage-deflate/i.test(proxied.head)).toBe(c.deflate)
       expect(proxied.frames.length).toBeGreaterThan(1000)
       expect(proxied.frames.equals(direct.frames)).toBe(true)
-      const e = await nextEnded(before + 1)
       expect(e).toEqual({
         protocol: "ws",
         status: 101,
@@ -220,16 +188,12 @@ describe("OpenAI Realtime through the relay", () => {
   }
 
   it("takes the model from session.created when the query names none (usage from the x-mock-usage header)", async () => {
-    const before = ended.length
-    const r = await rawSession(port, {
+    const { r, e } = await proxiedSession({
       path: "/v1/realtime",
-      host: "rt.test",
-      auth: "client-a",
       deflate: true,
       responses: 1,
       extra: [`x-mock-usage: ${MOCK_USAGE}`]
     })
-    const e = await nextEnded(before + 1)
     expect([e.usage, e.model, e.responseModel, e.bytesOut]).toEqual([
       perResponse(1),
       "gpt-realtime",
@@ -239,16 +203,8 @@ describe("OpenAI Realtime through the relay", () => {
   })
 
   it("counts only bytes for other WebSockets (no usage, no model)", async () => {
-    const before = ended.length
     // The mock's echo endpoint behind an anthropic provider: not a Realtime session.
-    const r = await rawSession(port, {
-      path: "/ws",
-      host: "other.test",
-      auth: "client-a",
-      deflate: false,
-      responses: 2
-    })
-    const e = await nextEnded(before + 1)
+    const { r, e } = await proxiedSession({ path: "/ws", host: "other.test", deflate: false, responses: 2 })
     expect(e).toEqual({
       protocol: "ws",
       status: 101,

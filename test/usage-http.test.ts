@@ -7,23 +7,25 @@
 // seen so far and outcome client_abort; no configured secret appears in /metrics, /providers, /keys or the logs.
 import { createHash } from "node:crypto"
 import * as net from "node:net"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { beforeAll, describe, expect, it } from "vitest"
+import { cleanupAfterAll, sleep } from "./support/cleanup.js"
 import { h1, type Reply } from "./support/http.js"
 import { seriesValue } from "./support/metrics.js"
-import { DEFAULT_KEYS, type MockProvider, startMockProvider } from "./support/mockProvider.js"
-import { accessLines, logLines, type RunningProxy, startProxy } from "./support/proxy.js"
+import { DEFAULT_KEYS, type MockProvider } from "./support/mockProvider.js"
+import { accessLines, logLines, type RunningProxy } from "./support/proxy.js"
 import { wsConnect } from "./support/wsClient.js"
 
 const CLIENT_KEY = "client-secret-U1x9"
 const PLAIN_KEY = "client-secret-plain-P2q7"
 const ADMIN_KEY = "admin-secret-K9z3"
 
+const cleanup = cleanupAfterAll()
 let mock: MockProvider
 let proxy: RunningProxy
 
 beforeAll(async () => {
-  mock = await startMockProvider()
-  proxy = await startProxy(`
+  mock = await cleanup.mock()
+  proxy = await cleanup.proxy(`
 http_port: 0
 connect_tunnel_enabled: true
 admin: {port: 0, auth_key: ${ADMIN_KEY}}
@@ -35,10 +37,6 @@ providers:
   - {type: anthropic, host: an.test, endpoint: "127.0.0.1:${mock.port}", tls: false, api_key: ${DEFAULT_KEYS.anthropic}}
   - {type: gemini, host: ge.test, endpoint: "127.0.0.1:${mock.port}", tls: false, api_key: ${DEFAULT_KEYS.gemini}}
 `)
-})
-afterAll(async () => {
-  await proxy?.close()
-  await mock?.close()
 })
 
 type Provider = "openai" | "anthropic" | "gemini"
@@ -70,7 +68,7 @@ interface Case {
   readonly path: string
   readonly model: string
   readonly body: Record<string, unknown>
-  readonly usage: string
+  /** What the mock is asked to report (x-mock-usage, usageHeader) and what must be read back. */
   readonly expected: Tokens
   readonly sse?: boolean
   readonly encoding?: "gzip" | "br"
@@ -84,7 +82,6 @@ const CASES: ReadonlyArray<Case> = [
     path: "/v1/chat/completions",
     model: "m-chat-json",
     body: { model: "m-chat-json", messages: msgs },
-    usage: "input=1200,output=300,cache_read=1024,reasoning=120",
     expected: { input: 1200, output: 300, cacheRead: 1024, cacheWrite: 0, reasoning: 120 }
   },
   {
@@ -93,7 +90,6 @@ const CASES: ReadonlyArray<Case> = [
     path: "/v1/chat/completions",
     model: "m-chat-sse",
     body: { model: "m-chat-sse", messages: msgs, stream: true, stream_options: { include_usage: true } },
-    usage: "input=41,output=17,cache_read=5,reasoning=3",
     expected: { input: 41, output: 17, cacheRead: 5, cacheWrite: 0, reasoning: 3 },
     sse: true
   },
@@ -103,7 +99,6 @@ const CASES: ReadonlyArray<Case> = [
     path: "/v1/responses",
     model: "m-resp-json",
     body: { model: "m-resp-json", input: "hi" },
-    usage: "input=77,output=66,cache_read=55,reasoning=44",
     expected: { input: 77, output: 66, cacheRead: 55, cacheWrite: 0, reasoning: 44 }
   },
   {
@@ -112,7 +107,6 @@ const CASES: ReadonlyArray<Case> = [
     path: "/v1/responses",
     model: "m-resp-sse",
     body: { model: "m-resp-sse", input: "hi", stream: true },
-    usage: "input=78,output=67,cache_read=56,reasoning=45",
     expected: { input: 78, output: 67, cacheRead: 56, cacheWrite: 0, reasoning: 45 },
     sse: true
   },
@@ -122,7 +116,6 @@ const CASES: ReadonlyArray<Case> = [
     path: "/v1/embeddings",
     model: "m-embed",
     body: { model: "m-embed", input: "hi" },
-    usage: "input=9",
     expected: { input: 9, output: 0, cacheRead: 0, cacheWrite: 0, reasoning: 0 }
   },
   {
@@ -131,7 +124,6 @@ const CASES: ReadonlyArray<Case> = [
     path: "/v1/chat/completions",
     model: "m-chat-gzip",
     body: { model: "m-chat-gzip", messages: msgs },
-    usage: "input=300,output=200,cache_read=100,reasoning=50",
     expected: { input: 300, output: 200, cacheRead: 100, cacheWrite: 0, reasoning: 50 },
     encoding: "gzip"
   },
@@ -141,7 +133,6 @@ const CASES: ReadonlyArray<Case> = [
     path: "/v1/messages",
     model: "m-claude-json",
     body: { model: "m-claude-json", max_tokens: 16, messages: msgs },
-    usage: "input=50,output=7,cache_read=20,cache_write=30,reasoning=2",
     expected: { input: 50, output: 7, cacheRead: 20, cacheWrite: 30, reasoning: 2 }
   },
   {
@@ -150,7 +141,6 @@ const CASES: ReadonlyArray<Case> = [
     path: "/v1/messages",
     model: "m-claude-sse",
     body: { model: "m-claude-sse", max_tokens: 16, messages: msgs, stream: true },
-    usage: "input=51,output=8,cache_read=21,cache_write=31,reasoning=3",
     expected: { input: 51, output: 8, cacheRead: 21, cacheWrite: 31, reasoning: 3 },
     sse: true
   },
@@ -160,7 +150,6 @@ const CASES: ReadonlyArray<Case> = [
     path: "/v1/messages",
     model: "m-claude-br",
     body: { model: "m-claude-br", max_tokens: 16, messages: msgs },
-    usage: "input=52,output=9,cache_read=22,cache_write=32,reasoning=4",
     expected: { input: 52, output: 9, cacheRead: 22, cacheWrite: 32, reasoning: 4 },
     encoding: "br"
   },
@@ -170,7 +159,6 @@ const CASES: ReadonlyArray<Case> = [
     path: "/v1beta/models/m-gem-json:generateContent",
     model: "m-gem-json",
     body: { contents: [{ parts: [{ text: "hi" }] }] },
-    usage: "input=600,output=90,cache_read=400,reasoning=30",
     expected: { input: 600, output: 90, cacheRead: 400, cacheWrite: 0, reasoning: 30 }
   },
   {
@@ -179,11 +167,25 @@ const CASES: ReadonlyArray<Case> = [
     path: "/v1beta/models/m-gem-sse:streamGenerateContent?alt=sse",
     model: "m-gem-sse",
     body: { contents: [{ parts: [{ text: "hi" }] }] },
-    usage: "input=601,output=91,cache_read=401,reasoning=31",
     expected: { input: 601, output: 91, cacheRead: 401, cacheWrite: 0, reasoning: 31 },
     sse: true
   }
 ]
+
+/** The mock's `x-mock-usage` for these tokens: the non-zero ones, as `input=…,output=…,cache_read=…`. */
+const usageHeader = (t: Tokens): string =>
+  (
+    [
+      ["input", t.input],
+      ["output", t.output],
+      ["cache_read", t.cacheRead],
+      ["cache_write", t.cacheWrite],
+      ["reasoning", t.reasoning]
+    ] as const
+  )
+    .filter(([, n]) => n > 0)
+    .map(([name, n]) => `${name}=${n}`)
+    .join(",")
 
 const send = (c: Case, port: number, key: string, body: Record<string, unknown> = c.body): Promise<Reply> =>
   h1(port, {
@@ -193,7 +195,7 @@ const send = (c: Case, port: number, key: string, body: Record<string, unknown> 
     headers: [
       ...auth(c.provider, key),
       ["Content-Type", "application/json"],
-      ["x-mock-usage", c.usage],
+      ["x-mock-usage", usageHeader(c.expected)],
       ...(c.encoding === undefined ? [] : [["x-mock-content-encoding", c.encoding] as [string, string]])
     ],
     body: JSON.stringify(body)
@@ -219,7 +221,7 @@ const accessLine = async (requestId: string): Promise<Record<string, string>> =>
   for (let i = 0; i < 100; i++) {
     const f = accessFields(requestId)
     if (f !== undefined) return f
-    await new Promise((r) => setTimeout(r, 20))
+    await sleep(20)
   }
   throw new Error(`no access line for ${requestId}`)
 }
@@ -324,7 +326,6 @@ describe("token usage of HTTP answers through the proxy", () => {
       path: "/v1/chat/completions",
       model: "m-chat-inject",
       body: { model: "m-chat-inject", messages: msgs, stream: true },
-      usage: "input=700,output=70,cache_read=7,reasoning=1",
       expected: { input: 700, output: 70, cacheRead: 7, cacheWrite: 0, reasoning: 1 },
       sse: true
     }

@@ -4,41 +4,25 @@
 // node:cluster hands them to both workers — checked by the request ids, whose prefix is random per process. The
 // primary's admin port then reports exactly 1,000 of each in `openproxy_requests_total` and exactly 1,000 × the
 // mock's usage in the token series, never one worker's share.
-import { writeFile } from "node:fs/promises"
-import * as net from "node:net"
-import * as path from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { beforeAll, describe, expect, it } from "vitest"
 import WebSocket from "ws"
+import { cleanupAfterAll, freePort, sleep } from "./support/cleanup.js"
 import { h1 } from "./support/http.js"
 import { seriesValue } from "./support/metrics.js"
-import { DEFAULT_KEYS, type MockProvider, startMockProvider } from "./support/mockProvider.js"
-import { type ProxyProcess, startProxyProcess, tempDir } from "./support/proxy.js"
+import { DEFAULT_KEYS } from "./support/mockProvider.js"
 
 const N = 1000
 const CONCURRENCY = 16
 const MOCK_USAGE = "input=1200,output=300,cache_read=1024"
 const U = { input: 1200, output: 300, cacheRead: 1024 }
 
-const freePort = () =>
-  new Promise<number>((r) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const n = (s.address() as net.AddressInfo).port
-      s.close(() => r(n))
-    })
-  })
-
-let mock: MockProvider
-let proxy: ProxyProcess
+const cleanup = cleanupAfterAll()
 let admin = 0
 let port = 0
 
 beforeAll(async () => {
-  mock = await startMockProvider()
-  const dir = await tempDir()
-  const file = path.join(dir, "workers-metrics.yml")
-  await writeFile(
-    file,
-    `http_port: ${await freePort()}
+  const mock = await cleanup.mock()
+  const started = await cleanup.process(`http_port: ${await freePort()}
 http_bind_address: 127.0.0.1
 workers: 2
 admin: {port: 0}
@@ -48,17 +32,10 @@ auth_keys:
 providers:
   - { type: openai, host: "rt.test", endpoint: "127.0.0.1:${mock.port}", tls: false, api_key: ${DEFAULT_KEYS.openai} }
   - { type: anthropic, host: "msg.test", endpoint: "127.0.0.1:${mock.port}", tls: false, api_key: ${DEFAULT_KEYS.anthropic} }
-`
-  )
-  proxy = await startProxyProcess(file)
-  admin = Number(/admin listening address=\S+ port=(\d+)/.exec(proxy.output())?.[1])
-  port = proxy.ports.http!
+`)
+  admin = started.adminPort
+  port = started.httpPort
 }, 30_000)
-
-afterAll(async () => {
-  await proxy?.stop()
-  await mock?.close()
-})
 
 /** The per-process part of a generated request id (`<12 random chars>-<counter>`). */
 const processOf = (id: string | undefined): string => {
@@ -103,7 +80,7 @@ const scrapeUntil = async (series: string, value: number): Promise<string> => {
   for (let i = 0; i < 100; i++) {
     text = await scrape()
     if (seriesValue(text, series) === value) break
-    await new Promise((r) => setTimeout(r, 100))
+    await sleep(100)
   }
   return text
 }
@@ -156,16 +133,12 @@ describe("workers: 2, 1,000 requests", () => {
       .filter((l) => l.startsWith("openproxy_requests_total{"))
       .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(" ") + 1)), 0)
     expect(total).toBe(2 * N)
-    const tokens = (type: string) =>
-      seriesValue(
-        text,
-        `openproxy_tokens_total{key="rt-w",provider="rt.test#0",model="gpt-realtime-mini",type="${type}"}`
+    /** Input, cache-read and output tokens of one key, provider and model. */
+    const tokens = (key: string, provider: string, model: string) =>
+      ["input", "cache_read", "output"].map((type) =>
+        seriesValue(text, `openproxy_tokens_total{key="${key}",provider="${provider}",model="${model}",type="${type}"}`)
       )
-    expect([tokens("input"), tokens("cache_read"), tokens("output")]).toEqual([
-      N * U.input,
-      N * U.cacheRead,
-      N * U.output
-    ])
+    expect(tokens("rt-w", "rt.test#0", "gpt-realtime-mini")).toEqual([N * U.input, N * U.cacheRead, N * U.output])
     const genAi = (suffix: string, type: string) =>
       seriesValue(
         text,
@@ -177,16 +150,7 @@ describe("workers: 2, 1,000 requests", () => {
       N * U.output
     ])
     // The HTTP answers' usage too (the Anthropic JSON tap), summed over both workers.
-    const httpTokens = (type: string) =>
-      seriesValue(
-        text,
-        `openproxy_tokens_total{key="http-w",provider="msg.test#1",model="claude-sonnet-4-5",type="${type}"}`
-      )
-    expect([httpTokens("input"), httpTokens("cache_read"), httpTokens("output")]).toEqual([
-      N * U.input,
-      N * U.cacheRead,
-      N * U.output
-    ])
+    expect(tokens("http-w", "msg.test#1", "claude-sonnet-4-5")).toEqual([N * U.input, N * U.cacheRead, N * U.output])
     // Nothing left open in either worker.
     expect(seriesValue(text, "openproxy_open_websockets")).toBe(0)
     expect(seriesValue(text, "openproxy_inflight_requests")).toBe(0)

@@ -1,12 +1,23 @@
-// Test clean-up in one place: what a test starts (mock providers, proxies, servers, agents) registers how to stop it,
-// and everything registered is stopped after each test (or after the file), last started first, so no socket or
-// process outlives the test that opened it. Also the small waits and ports the wire tests share.
+// Test clean-up in one place: what a test starts (mock providers, proxies in-process or as processes, servers,
+// agents) registers how to stop it, and everything registered is stopped after each test (or after the file), last
+// started first, so no socket or process outlives the test that opened it. Also the small waits and ports the wire
+// tests share.
+import { writeFile } from "node:fs/promises"
 import type * as http from "node:http"
 import type * as http2 from "node:http2"
 import * as net from "node:net"
+import * as path from "node:path"
 import { afterAll, afterEach } from "vitest"
 import type { MockOptions, MockProvider } from "./mockProvider.js"
 import { startMockProvider } from "./mockProvider.js"
+import { type ProxyProcess, type RunningProxy, startProxy, startProxyProcess, tempDir } from "./proxy.js"
+
+/** A `node dist/main.js start` process and the ports it logged (the admin port, when one is configured). */
+export interface StartedProcess {
+  readonly proc: ProxyProcess
+  readonly httpPort: number
+  readonly adminPort: number
+}
 
 /** A stack of stop functions. */
 export class Cleanup {
@@ -31,6 +42,20 @@ export class Cleanup {
   /** Starts a mock provider (src/mock) that is closed with the rest. */
   mock(options?: MockOptions): Promise<MockProvider> {
     return startMockProvider(options).then((m) => this.add(m, () => m.close()))
+  }
+
+  /** Starts the proxy in this process (all its layers, support/proxy.ts) from `yaml`; closed with the rest. */
+  proxy(yaml: string): Promise<RunningProxy> {
+    return startProxy(yaml).then((p) => this.add(p, () => p.close()))
+  }
+
+  /** Writes `yaml` to a temp file and starts a proxy process on it (stopped with the rest). */
+  async process(yaml: string): Promise<StartedProcess> {
+    const file = path.join(await tempDir(), "config.yml")
+    await writeFile(file, yaml)
+    const proc = this.add(await startProxyProcess(file), (p) => p.stop())
+    const admin = /admin listening address=\S+ port=(\d+)/.exec(proc.output())
+    return { proc, httpPort: proc.ports.http ?? 0, adminPort: Number(admin?.[1] ?? 0) }
   }
 }
 
