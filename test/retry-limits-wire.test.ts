@@ -98,6 +98,20 @@ ${providers.map((p) => `  - ${p}`).join("\n")}
 const provider = (m: MockProvider | number, extra: string) =>
   `{ type: openai, host: "llm.test", endpoint: "127.0.0.1:${typeof m === "number" ? m : m.port}", tls: false, ${extra} }`
 
+/** The team key with `limits`, and providers A (sk-a, failing by `faults`, first by priority) and B (sk-b). */
+const aThenB = async (
+  limits: string,
+  faults: Array<FaultRule>,
+  o: { bFaults?: Array<FaultRule>; extra?: string } = {}
+): Promise<{ a: MockProvider; b: MockProvider; h: Harness }> => {
+  const a = await mock("sk-a", faults)
+  const b = await mock("sk-b", o.bFaults)
+  const h = await harness(
+    config(limits, [provider(a, 'api_key: "sk-a", priority: 1'), provider(b, 'api_key: "sk-b"')], o.extra)
+  )
+  return { a, b, h }
+}
+
 /** The team key's request to llm.test (CHAT unless another body is given). */
 const asTeam = (body: string): PostOptions => ({
   host: "llm.test",
@@ -112,14 +126,9 @@ const abortAfter = (port: number, ms: number, body = CHAT): Promise<void> => pos
 
 describe("a retried request is admitted once and settled once", () => {
   it("503 then 200: one request of requests_per_minute, the slot back, settled once on the estimate", async () => {
-    const a = await mock("sk-a", [{ status: 503 }])
-    const b = await mock("sk-b")
-    const h = await harness(
-      config("requests_per_minute: 3, concurrent_requests: 1, tokens_per_minute: 100000", [
-        provider(a, 'api_key: "sk-a", priority: 1'),
-        provider(b, 'api_key: "sk-b"')
-      ])
-    )
+    const { a, b, h } = await aThenB("requests_per_minute: 3, concurrent_requests: 1, tokens_per_minute: 100000", [
+      { status: 503 }
+    ])
     expect((await post(h.port)).status).toBe(200)
     await until(() => h.ended.length === 1)
     expect(h.ended[0]).toMatchObject({ status: 200, attempts: 2 })
@@ -153,14 +162,9 @@ describe("a retried request is admitted once and settled once", () => {
   })
 
   it("every attempt failing: the last answer relayed, the reservation released (no tokens counted)", async () => {
-    const a = await mock("sk-a", [{ status: 503 }])
-    const b = await mock("sk-b", [{ status: 529, body: "busy" }])
-    const h = await harness(
-      config("concurrent_requests: 1, tokens_per_minute: 100000", [
-        provider(a, 'api_key: "sk-a", priority: 1'),
-        provider(b, 'api_key: "sk-b"')
-      ])
-    )
+    const { h } = await aThenB("concurrent_requests: 1, tokens_per_minute: 100000", [{ status: 503 }], {
+      bFaults: [{ status: 529, body: "busy" }]
+    })
     expect((await post(h.port)).status).toBe(529)
     await until(() => h.ended.length === 1)
     expect([h.calls.admit, h.calls.settle.length, h.calls.release]).toEqual([1, 0, 1])
@@ -171,14 +175,10 @@ describe("a retried request is admitted once and settled once", () => {
 
 describe("first_token retry with a token limit", () => {
   it("the stream replaced after its deadline settles once, to the exact usage of the stream relayed", async () => {
-    const a = await mock("sk-a", [{ stallMs: 3000, stallAfter: 1 }])
-    const b = await mock("sk-b")
-    const h = await harness(
-      config(
-        "tokens_per_minute: 100000, concurrent_requests: 1",
-        [provider(a, 'api_key: "sk-a", priority: 1'), provider(b, 'api_key: "sk-b"')],
-        "timeouts: { first_token: 300ms }"
-      )
+    const { h } = await aThenB(
+      "tokens_per_minute: 100000, concurrent_requests: 1",
+      [{ stallMs: 3000, stallAfter: 1 }],
+      { extra: "timeouts: { first_token: 300ms }" }
     )
     const r = await post(h.port, CHAT_STREAM)
     expect(r.status).toBe(200)
@@ -261,14 +261,10 @@ describe("client aborts", () => {
   }, 15_000)
 
   it("50 clients leaving during the first-token hold: every slot back, no replacement attempt after they left", async () => {
-    const a = await mock("sk-a", [{ stallMs: 2000, stallAfter: 1 }])
-    const b = await mock("sk-b")
-    const h = await harness(
-      config(
-        "concurrent_requests: 50, tokens_per_minute: 10000000",
-        [provider(a, 'api_key: "sk-a", priority: 1'), provider(b, 'api_key: "sk-b"')],
-        "timeouts: { first_token: 1s }"
-      )
+    const { b, h } = await aThenB(
+      "concurrent_requests: 50, tokens_per_minute: 10000000",
+      [{ stallMs: 2000, stallAfter: 1 }],
+      { extra: "timeouts: { first_token: 1s }" }
     )
     await Promise.all(Array.from({ length: 50 }, () => abortAfter(h.port, 300, CHAT_STREAM)))
     expect(await until(() => h.ended.length === 50)).toBe(true)
@@ -282,14 +278,7 @@ describe("client aborts", () => {
 
 describe("WebSocket handshake retried", () => {
   it("a handshake refused 503 then opened elsewhere: one admission, the slot held while open, back after", async () => {
-    const a = await mock("sk-a", [{ status: 503 }])
-    const b = await mock("sk-b")
-    const h = await harness(
-      config("requests_per_minute: 10, concurrent_requests: 1", [
-        provider(a, 'api_key: "sk-a", priority: 1'),
-        provider(b, 'api_key: "sk-b"')
-      ])
-    )
+    const { a, b, h } = await aThenB("requests_per_minute: 10, concurrent_requests: 1", [{ status: 503 }])
     const ws = new WebSocket(`ws://127.0.0.1:${h.port}/v1/realtime?model=gpt-realtime`, {
       headers: { host: "llm.test", authorization: `Bearer ${CLIENT}` }
     })

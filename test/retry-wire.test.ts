@@ -71,6 +71,26 @@ const harness = async (yaml: string): Promise<Harness> => {
 const provider = (m: MockProvider, extra: string) =>
   `{ type: openai, host: "llm.test", endpoint: "127.0.0.1:${m.port}", tls: false, ${extra} }`
 
+/**
+ * Providers A (key sk-a, failing by `faults`) and B (sk-b, `o.bFaults`) on llm.test, A first by priority unless
+ * `o.sameTier`; `o.yaml` goes between `http_port` and `providers`.
+ */
+const twoProviders = async (
+  faults: Array<FaultRule>,
+  o: { bFaults?: Array<FaultRule>; yaml?: string; sameTier?: boolean } = {}
+): Promise<{ a: MockProvider; b: MockProvider; h: Harness }> => {
+  const a = await mock("sk-a", faults)
+  const b = await mock("sk-b", o.bFaults)
+  const h = await harness(`
+http_port: 0
+${o.yaml ?? ""}
+providers:
+  - ${provider(a, `api_key: "sk-a"${o.sameTier ? "" : ", priority: 1"}`)}
+  - ${provider(b, 'api_key: "sk-b"')}
+`)
+  return { a, b, h }
+}
+
 /** A chat request to llm.test through the proxy (CHAT unless another body is given). */
 const post = (port: number, o: Partial<PostOptions> = {}): Promise<Answer> =>
   postJson(port, { host: "llm.test", body: CHAT, ...o })
@@ -83,14 +103,7 @@ const endedCount = async (h: Harness, n: number) => {
 
 describe("rate limits route around the limited key", () => {
   it("first provider 429 Retry-After: 2 → 200 requests all 200; its key gets nothing for 2 s, then traffic again", async () => {
-    const a = await mock("sk-a", [{ status: 429, retryAfter: 2, times: 1 }])
-    const b = await mock("sk-b")
-    const h = await harness(`
-http_port: 0
-providers:
-  - ${provider(a, 'api_key: "sk-a"')}
-  - ${provider(b, 'api_key: "sk-b"')}
-`)
+    const { a, b, h } = await twoProviders([{ status: 429, retryAfter: 2, times: 1 }], { sameTier: true })
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
     cleanup.defer(async () => agent.destroy())
     const statuses: Array<number> = []
@@ -139,14 +152,9 @@ providers:
 
 describe("what the client gets", () => {
   it("503 then 200: the client sees 200 with the second provider's body, two attempts", async () => {
-    const a = await mock("sk-a", [{ status: 503, times: 1 }])
-    const b = await mock("sk-b", [{ status: 200, body: '{"from":"b"}', times: 1 }])
-    const h = await harness(`
-http_port: 0
-providers:
-  - ${provider(a, 'api_key: "sk-a", priority: 1')}
-  - ${provider(b, 'api_key: "sk-b"')}
-`)
+    const { a, h } = await twoProviders([{ status: 503, times: 1 }], {
+      bFaults: [{ status: 200, body: '{"from":"b"}', times: 1 }]
+    })
     const r = await post(h.port)
     expect(r.status).toBe(200)
     expect(r.text).toBe('{"from":"b"}')
@@ -160,14 +168,9 @@ providers:
   })
 
   it("every attempt fails: the last upstream's own status, headers and body", async () => {
-    const a = await mock("sk-a", [{ status: 503 }])
-    const b = await mock("sk-b", [{ status: 529, body: "b is overloaded", headers: { "x-from": "b" } }])
-    const h = await harness(`
-http_port: 0
-providers:
-  - ${provider(a, 'api_key: "sk-a", priority: 1')}
-  - ${provider(b, 'api_key: "sk-b"')}
-`)
+    const { a, b, h } = await twoProviders([{ status: 503 }], {
+      bFaults: [{ status: 529, body: "b is overloaded", headers: { "x-from": "b" } }]
+    })
     const r = await post(h.port)
     expect(r.status).toBe(529)
     expect(r.text).toBe("b is overloaded")
@@ -196,15 +199,7 @@ providers:
   })
 
   it("retry.attempts bounds the attempts: 0 relays the first answer", async () => {
-    const a = await mock("sk-a", [{ status: 503 }])
-    const b = await mock("sk-b")
-    const h = await harness(`
-http_port: 0
-retry: { attempts: 0 }
-providers:
-  - ${provider(a, 'api_key: "sk-a", priority: 1')}
-  - ${provider(b, 'api_key: "sk-b"')}
-`)
+    const { b, h } = await twoProviders([{ status: 503 }], { yaml: "retry: { attempts: 0 }" })
     expect((await post(h.port)).status).toBe(503)
     expect(b.counts().requests).toBe(0)
   })
@@ -236,15 +231,7 @@ providers:
 
 describe("request bodies", () => {
   it("a body over retry.max_body_bytes is sent once and never replayed; one within it is", async () => {
-    const a = await mock("sk-a", [{ status: 503 }])
-    const b = await mock("sk-b")
-    const h = await harness(`
-http_port: 0
-retry: { max_body_bytes: 1024 }
-providers:
-  - ${provider(a, 'api_key: "sk-a", priority: 1')}
-  - ${provider(b, 'api_key: "sk-b"')}
-`)
+    const { a, b, h } = await twoProviders([{ status: 503 }], { yaml: "retry: { max_body_bytes: 1024 }" })
     const big = JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "x".repeat(4000) }] })
     // declared length over the limit: streamed, never replayed
     expect((await post(h.port, { body: big })).status).toBe(503)
@@ -262,14 +249,7 @@ providers:
   })
 
   it("bodies up to max_body_bytes above 64 KiB are replayed too", async () => {
-    const a = await mock("sk-a", [{ status: 502, times: 1 }])
-    const b = await mock("sk-b")
-    const h = await harness(`
-http_port: 0
-providers:
-  - ${provider(a, 'api_key: "sk-a", priority: 1')}
-  - ${provider(b, 'api_key: "sk-b"')}
-`)
+    const { a, b, h } = await twoProviders([{ status: 502, times: 1 }])
     const body = JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "y".repeat(300_000) }] })
     expect((await post(h.port, { body, chunked: true })).status).toBe(200)
     expect(b.received[0].bodyBytes).toBe(body.length)
@@ -356,15 +336,7 @@ providers:
   })
 
   it("a stream cut after its first content event is aborted at the client over HTTP/1.1, never retried", async () => {
-    const a = await mock("sk-a", [{ cutAfter: 2 }])
-    const b = await mock("sk-b")
-    const h = await harness(`
-http_port: 0
-timeouts: { first_token: 2s }
-providers:
-  - ${provider(a, 'api_key: "sk-a", priority: 1')}
-  - ${provider(b, 'api_key: "sk-b"')}
-`)
+    const { b, h } = await twoProviders([{ cutAfter: 2 }], { yaml: "timeouts: { first_token: 2s }" })
     const r = await post(h.port, { body: CHAT_STREAM })
     expect(r.status).toBe(200)
     expect(r.complete).toBe(false)
@@ -376,15 +348,7 @@ providers:
   })
 
   it("… and over HTTP/2 (the stream is reset, not ended)", async () => {
-    const a = await mock("sk-a", [{ cutAfter: 2 }])
-    const b = await mock("sk-b")
-    const h = await harness(`
-http_port: 0
-timeouts: { first_token: 2s }
-providers:
-  - ${provider(a, 'api_key: "sk-a", priority: 1')}
-  - ${provider(b, 'api_key: "sk-b"')}
-`)
+    const { b, h } = await twoProviders([{ cutAfter: 2 }], { yaml: "timeouts: { first_token: 2s }" })
     const session = http2.connect(`http://127.0.0.1:${h.h2port}`)
     cleanup.defer(async () => {
       session.destroy()
@@ -464,14 +428,7 @@ providers:
 
 describe("WebSocket handshakes", () => {
   it("a handshake refused with 429 goes to the other provider; the limited key cools down", async () => {
-    const a = await mock("sk-a", [{ status: 429, retryAfter: 10, times: 1 }])
-    const b = await mock("sk-b")
-    const h = await harness(`
-http_port: 0
-providers:
-  - ${provider(a, 'api_key: "sk-a", priority: 1')}
-  - ${provider(b, 'api_key: "sk-b"')}
-`)
+    const { a, b, h } = await twoProviders([{ status: 429, retryAfter: 10, times: 1 }])
     const open = () =>
       new Promise<number>((resolve, reject) => {
         const ws = new WebSocket(`ws://127.0.0.1:${h.port}/v1/realtime?model=gpt-realtime`, {
