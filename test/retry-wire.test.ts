@@ -262,24 +262,13 @@ describe("streams and the first-content deadline", () => {
     // the first provider sends its head and the role-only first chunk, then nothing for 5 s
     const a = await mock("sk-a", [{ stallMs: 5000, stallAfter: 1 }])
     const b = await mock("sk-b")
-    const reference = await new Promise<string>((resolve, reject) => {
-      const req = http.request(
-        {
-          host: "127.0.0.1",
-          port: b.port,
-          method: "POST",
-          path: "/v1/chat/completions",
-          headers: { authorization: "Bearer sk-b", "content-type": "application/json" }
-        },
-        (res) => {
-          const chunks: Array<Buffer> = []
-          res.on("data", (c: Buffer) => chunks.push(c))
-          res.on("end", () => resolve(Buffer.concat(chunks).toString()))
-        }
-      )
-      req.on("error", reject)
-      req.end(CHAT_STREAM)
-    })
+    const reference = (
+      await postJson(b.port, {
+        host: `127.0.0.1:${b.port}`,
+        headers: { authorization: "Bearer sk-b" },
+        body: CHAT_STREAM
+      })
+    ).text
     expect(reference).toContain("data: ")
     const h = await harness(`
 http_port: 0
