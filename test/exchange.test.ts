@@ -3,18 +3,11 @@
 // upstream unreachable, client gone), with the status the client got, the key name and a request id that is
 // unique per request. Over real sockets: a node:http server running the request path against a local upstream.
 import * as http from "node:http"
-import type { AddressInfo } from "node:net"
-import * as Effect from "effect/Effect"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { parseConfig } from "../src/config/load.js"
-import { KeyResolver } from "../src/domain/keys.js"
-import { Router } from "../src/domain/router.js"
-import { makeLogger } from "../src/log.js"
-import { makeRequestPath, type ProxyContext } from "../src/proxy/context.js"
+import { beforeAll, describe, expect, it } from "vitest"
 import type { Exchange } from "../src/proxy/exchange.js"
-import { handleRequest } from "../src/proxy/forward.js"
-import { UpstreamPools } from "../src/proxy/upstreams.js"
+import { cleanupAfterAll, deadPort, listen, sleep } from "./support/cleanup.js"
 import { h1 } from "./support/http.js"
+import { startRequestPath } from "./support/requestPath.js"
 
 interface Ended {
   readonly requestId: string
@@ -25,74 +18,53 @@ interface Ended {
   readonly provider: number | undefined
 }
 
-let upstream: http.Server
-let proxy: http.Server
-let pools: UpstreamPools
+const cleanup = cleanupAfterAll()
 const ended: Array<Ended> = []
 let port = 0
 
-const listen = (s: http.Server) =>
-  new Promise<number>((resolve) => s.listen(0, "127.0.0.1", () => resolve((s.address() as AddressInfo).port)))
-
 beforeAll(async () => {
-  upstream = http.createServer((req, res) => {
+  const upstream = http.createServer((req, res) => {
     if (req.url === "/slow") return // never answers: the client leaves first
     res.writeHead(200, { "content-type": "text/plain" })
     res.end("up")
   })
   const upPort = await listen(upstream)
-  // A port nothing listens on: bound, then closed.
-  const dead = http.createServer()
-  const deadPort = await listen(dead)
-  await new Promise((r) => dead.close(r))
-  const snapshot = await Effect.runPromise(
-    parseConfig(
-      `
+  cleanup.defer(async () => {
+    upstream.closeAllConnections()
+    await new Promise((r) => upstream.close(r))
+  })
+  const dead = await deadPort()
+  const path = await startRequestPath(
+    cleanup,
+    `
 http_port: 0
 auth_keys: [{ name: team-a, key: "client-key" }]
 providers:
   - { type: openai, host: "ok.test", endpoint: "127.0.0.1:${upPort}", tls: false, api_key: "sk-up" }
-  - { type: openai, host: "dead.test", endpoint: "127.0.0.1:${deadPort}", tls: false, api_key: "sk-up" }
+  - { type: openai, host: "dead.test", endpoint: "127.0.0.1:${dead}", tls: false, api_key: "sk-up" }
 `,
-      "/tmp/exchange-test.yml",
-      {}
-    )
+    {
+      services: {
+        onEnd: (ex: Exchange) =>
+          ended.push({
+            requestId: ex.requestId,
+            status: ex.status,
+            outcome: ex.outcome,
+            keyName: ex.keyName,
+            attempts: ex.attempts,
+            provider: ex.identity?.provider.index
+          })
+      }
+    }
   )
-  const router = new Router(snapshot)
-  pools = new UpstreamPools()
-  const ctx: ProxyContext = makeRequestPath({
-    router: () => router,
-    pools,
-    keys: new KeyResolver(),
-    health: { connectFailed: () => undefined, connected: () => undefined },
-    log: makeLogger("text", "error", () => undefined),
-    onEnd: (ex: Exchange) =>
-      ended.push({
-        requestId: ex.requestId,
-        status: ex.status,
-        outcome: ex.outcome,
-        keyName: ex.keyName,
-        attempts: ex.attempts,
-        provider: ex.identity?.provider.index
-      })
-  })
-  proxy = http.createServer((req, res) => handleRequest(ctx, 80, req, res))
-  port = await listen(proxy)
-})
-
-afterAll(async () => {
-  proxy?.closeAllConnections()
-  upstream?.closeAllConnections()
-  await new Promise((r) => proxy?.close(r))
-  await new Promise((r) => upstream?.close(r))
-  await pools?.closeAll()
+  port = path.port
 })
 
 /** Waits until `n` exchanges have ended (the log phase runs when the response closes). */
 const endedCount = async (n: number) => {
-  for (let i = 0; i < 200 && ended.length < n; i++) await new Promise((r) => setTimeout(r, 10))
+  for (let i = 0; i < 200 && ended.length < n; i++) await sleep(10)
   // one more turn: a second (wrong) call would land now
-  await new Promise((r) => setTimeout(r, 50))
+  await sleep(50)
   return ended.length
 }
 
