@@ -112,6 +112,16 @@ const aThenB = async (
   return { a, b, h }
 }
 
+/**
+ * The team key with `limits`, one provider (sk-a) whose first answer is a 429 asking for 1.5 s of cool-down, and
+ * `retry.max_wait: 3s` (so a request arriving while the key cools waits for it).
+ */
+const onlyKeyLimited = async (limits: string): Promise<{ a: MockProvider; h: Harness }> => {
+  const a = await mock("sk-a", [{ status: 429, retryAfterMs: 1500, times: 1 }])
+  const h = await harness(config(limits, [provider(a, 'api_key: "sk-a"')], "retry: { max_wait: 3s }"))
+  return { a, h }
+}
+
 /** The team key's request to llm.test (CHAT unless another body is given). */
 const asTeam = (body: string): PostOptions => ({
   host: "llm.test",
@@ -200,14 +210,7 @@ describe("first_token retry with a token limit", () => {
 
 describe("cooling and retry.max_wait", () => {
   it("the proxy's own cooling 429 reserves nothing; a max_wait wait holds one slot and is settled once", async () => {
-    const a = await mock("sk-a", [{ status: 429, retryAfterMs: 1500, times: 1 }])
-    const h = await harness(
-      config(
-        "requests_per_minute: 10, concurrent_requests: 1, tokens_per_minute: 100000",
-        [provider(a, 'api_key: "sk-a"')],
-        "retry: { max_wait: 3s }"
-      )
-    )
+    const { a, h } = await onlyKeyLimited("requests_per_minute: 10, concurrent_requests: 1, tokens_per_minute: 100000")
     // the provider's 429 (no other key): relayed, one admission, released (its tokens not counted)
     expect((await post(h.port)).status).toBe(429)
     await until(() => h.ended.length === 1)
@@ -246,10 +249,7 @@ describe("cooling and retry.max_wait", () => {
 
 describe("client aborts", () => {
   it("50 clients leaving during a max_wait wait: every slot back, no upstream request after they left", async () => {
-    const a = await mock("sk-a", [{ status: 429, retryAfterMs: 1500, times: 1 }])
-    const h = await harness(
-      config("concurrent_requests: 50", [provider(a, 'api_key: "sk-a"')], "retry: { max_wait: 3s }")
-    )
+    const { a, h } = await onlyKeyLimited("concurrent_requests: 50")
     expect((await post(h.port)).status).toBe(429)
     await Promise.all(Array.from({ length: 50 }, () => abortAfter(h.port, 200)))
     expect(await until(() => h.ended.length === 51)).toBe(true)
@@ -346,10 +346,7 @@ describe("CONNECT waiting for a cooling key", () => {
 
 describe("WebSocket waiting for a cooling key", () => {
   it("the client leaving during the max_wait wait: its slot back, no handshake sent upstream after", async () => {
-    const a = await mock("sk-a", [{ status: 429, retryAfterMs: 1500, times: 1 }])
-    const h = await harness(
-      config("concurrent_requests: 5", [provider(a, 'api_key: "sk-a"')], "retry: { max_wait: 3s }")
-    )
+    const { a, h } = await onlyKeyLimited("concurrent_requests: 5")
     expect((await post(h.port)).status).toBe(429)
     const client = (await import("node:net")).connect(h.port, "127.0.0.1")
     client.on("error", () => undefined)
