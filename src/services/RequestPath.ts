@@ -11,7 +11,6 @@ import { accessOutput } from "../log.js"
 import { makeAccessLog } from "../observability/accessLog.js"
 import { makeRequestPath, type ProxyContext, type ProxyServices } from "../proxy/context.js"
 import type { Exchange } from "../proxy/exchange.js"
-import { accessEntry } from "../proxy/phases/log.js"
 import * as Limits from "./Limits.js"
 import * as Metrics from "./Metrics.js"
 
@@ -49,7 +48,7 @@ export const make = (services: ProxyServices): Effect.Effect<ProxyContext, never
       if (!record && !snapshot.accessLog) return
       const durationMs = performance.now() - ex.startedAt
       if (record) metrics.record(requestEnd(ex, durationMs))
-      if (snapshot.accessLog) access.write(accessEntry(ex, durationMs))
+      if (snapshot.accessLog) access.writeExchange(ex, durationMs)
     }
     return makeRequestPath({
       ...services,
