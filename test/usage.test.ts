@@ -111,7 +111,14 @@ describe("provider rules", () => {
     expect(modelLabel(undefined)).toBe("unknown")
   })
 
-  it("model labels stay right when names repeat and alternate (the last answer is reused)", () => {
+  it("model labels stay right when names repeat and alternate (answers are kept, a bounded number)", () => {
+    // More distinct names than are kept: the memory is forgotten, never wrong.
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 700; i++) {
+        expect(modelLabel(`m-${i}`)).toBe(`m-${i}`)
+        expect(modelLabel(`models/bad ${i}`)).toBe("unknown")
+      }
+    }
     const names = ["gpt-4o", "gpt 4", "models/gemini-2.5-flash", "gemini-2.5-flash", "", "a".repeat(101), "x@y+z"]
     const want = ["gpt-4o", "unknown", "gemini-2.5-flash", "gemini-2.5-flash", "unknown", "unknown", "x@y+z"]
     for (let round = 0; round < 3; round++) {
