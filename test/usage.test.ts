@@ -17,6 +17,7 @@ import {
   type Usage,
   usageSource
 } from "../src/domain/usage/index.js"
+import { findString, StringMemo } from "../src/domain/usage/scan.js"
 import * as X from "./usage-fixtures.js"
 import { split } from "./usage-fixtures.js"
 
@@ -443,5 +444,66 @@ describe("createUsageTap", () => {
     expect(createUsageTap({ kind: "none" }, undefined)).toBeUndefined()
     expect(createUsageTap({ kind: "sse", stream: "gemini" }, "zstd")).toBeUndefined()
     expect(createUsageTap({ kind: "json", dialect: "openai" }, "compress")).toBeUndefined()
+  })
+})
+
+describe("findString (the byte-level key reader)", () => {
+  // The reader as it was before its JS near-scan and its string memory: the oracle.
+  const oracle = (buf: Buffer, key: Buffer, from: number, end: number): string | undefined => {
+    const b = end < buf.length ? buf.subarray(0, end) : buf
+    let at = b.indexOf(key, from)
+    while (at >= 0 && at + key.length <= end) {
+      let i = at + key.length
+      while (i < end && (b[i] === 0x20 || b[i] === 0x0a || b[i] === 0x0d || b[i] === 0x09)) i++
+      if (b[i] === 0x3a) {
+        i++
+        while (i < end && (b[i] === 0x20 || b[i] === 0x0a || b[i] === 0x0d || b[i] === 0x09)) i++
+        if (i < end && b[i] === 0x22) {
+          const close = b.indexOf(0x22, i + 1)
+          if (close < 0 || close >= end || close - i > 201) return undefined
+          const text = b.toString("latin1", i + 1, close)
+          return text.includes("\\") ? undefined : text
+        }
+      }
+      at = b.indexOf(key, at + 1)
+    }
+    return undefined
+  }
+
+  it("finds what a plain indexOf reader finds, near the start or far, with or without its memory", () => {
+    const key = Buffer.from('"model"')
+    const memo = new StringMemo()
+    const piece = fc.constantFrom(
+      '"model"',
+      '"model": "gpt-4o"',
+      ":",
+      " ",
+      '"',
+      "\\",
+      "x",
+      "é",
+      "gpt-4o",
+      '"model":"gpt-4a"',
+      '"model":"gpt-4b"',
+      '"mod',
+      'el"'
+    )
+    fc.assert(
+      fc.property(
+        fc.array(piece, { maxLength: 60 }),
+        fc.nat(300),
+        fc.nat(40),
+        fc.nat(400),
+        (pieces, pad, from, cut) => {
+          const buf = Buffer.from("y".repeat(pad) + pieces.join(""))
+          const end = Math.min(buf.length, cut + pad)
+          const want = oracle(buf, key, from, end)
+          expect(findString(buf, key, from, end)).toBe(want)
+          expect(findString(buf, key, from, end, memo)).toBe(want)
+          expect(findString(buf, key, from, end, memo)).toBe(want)
+        }
+      ),
+      { numRuns: 3000 }
+    )
   })
 })

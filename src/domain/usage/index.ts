@@ -1,7 +1,7 @@
 // Token usage extraction (SPEC §10), for the request path's side path: which tap a response needs, and the taps.
 // Nothing here imports the proxy or the services; every tap is one object per response with cheap per-chunk calls
 // that never throw and never hold back what the client receives.
-import { findString } from "./scan.js"
+import { findString, StringMemo } from "./scan.js"
 import type { UsageSource } from "./tap.js"
 import { modelLabel as modelLabelOf } from "./usage.js"
 
@@ -67,6 +67,8 @@ export const usageSource = (provider: ProviderType, path: string, contentType: s
 }
 
 const MODEL = Buffer.from('"model"')
+/** The last request model read: requests name the same few models, so most reads make no new string. */
+const requestModels = new StringMemo()
 
 /**
  * The request's model as a bounded label: Gemini names it in the path (`/v1beta/models/{model}:action`), the
@@ -86,5 +88,5 @@ export const requestModel = (provider: ProviderType, path: string, body: Buffer 
     return modelLabelOf(name)
   }
   if (body === undefined) return "unknown"
-  return modelLabelOf(findString(body, MODEL, 0, body.length))
+  return modelLabelOf(findString(body, MODEL, 0, body.length, requestModels))
 }

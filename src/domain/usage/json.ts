@@ -4,7 +4,7 @@
 // nothing the client receives waits for it. A gzip/deflate/br body is decoded here (asynchronously, bounded) only
 // to read the usage; the client still receives the encoded bytes.
 import { brotliDecompress, gunzip, inflate, inflateRaw } from "node:zlib"
-import { findObject, findString } from "./scan.js"
+import { findObject, findString, StringMemo } from "./scan.js"
 import type { SseUsageResult } from "./sse.js"
 import { fromDialect, modelLabel, parseObject, type Usage, type UsageDialect } from "./usage.js"
 
@@ -30,6 +30,8 @@ const USAGE = Buffer.from('"usage"')
 const USAGE_METADATA = Buffer.from('"usageMetadata"')
 const MODEL = Buffer.from('"model"')
 const MODEL_VERSION = Buffer.from('"modelVersion"')
+/** The last response model read (its own memory: a response names another model than its request). */
+const responseModels = new StringMemo()
 
 export type Coding = "identity" | "gzip" | "deflate" | "br" | "unsupported"
 
@@ -50,7 +52,8 @@ export const usageFromJson = (dialect: UsageDialect, head: Buffer, tail: Buffer 
   const key = dialect === "gemini" ? MODEL_VERSION : MODEL
   // Most put the model first; embeddings put it after the vectors, so a large body may have it in its tail only.
   const model =
-    findString(head, key, 0, head.length) ?? (tail === head ? undefined : findString(tail, key, 0, tail.length))
+    findString(head, key, 0, head.length, responseModels) ??
+    (tail === head ? undefined : findString(tail, key, 0, tail.length, responseModels))
   return {
     usage: raw === undefined ? undefined : fromDialect(dialect, raw),
     responseModel: modelLabel(model),
