@@ -157,6 +157,17 @@ describe("access log lines", () => {
     }
   })
 
+  it("writes each line's time as toISOString does, within a second, across seconds and at the edges", () => {
+    const base = Date.UTC(2026, 0, 2, 3, 4, 5, 0)
+    const times = [base, base + 1, base + 999, base + 1000, base + 7, base + 1000, base + 61_999, base + 62_000]
+    times.push(0, 999, 1000, -1, -1000, -1001, 1.5, 253402300799999, -62198755200000, base + 0.25, base + 10, base)
+    const chunks: Array<string> = []
+    const log = makeAccessLog("text", (c) => chunks.push(c))
+    for (const time of times) log.write({ ...entry, time })
+    log.flush()
+    expect(chunks.join("")).toBe(times.map((time) => formatAccessLine("text", { ...entry, time })).join(""))
+  })
+
   it("writes the lines of one event-loop turn at once", async () => {
     const chunks: Array<string> = []
     const log = makeAccessLog("json", (c) => chunks.push(c))

@@ -17,7 +17,7 @@ import {
   type Usage,
   usageSource
 } from "../src/domain/usage/index.js"
-import { findString, StringMemo } from "../src/domain/usage/scan.js"
+import { findObject, findString, indexOfKey, lastIndexOfKey, StringMemo } from "../src/domain/usage/scan.js"
 import * as X from "./usage-fixtures.js"
 import { split } from "./usage-fixtures.js"
 
@@ -503,6 +503,32 @@ describe("findString (the byte-level key reader)", () => {
           expect(findString(buf, key, from, end, memo)).toBe(want)
         }
       ),
+      { numRuns: 3000 }
+    )
+  })
+  it("indexOfKey and lastIndexOfKey find what indexOf and lastIndexOf find; findObject the same span", () => {
+    const key = Buffer.from('"usage"')
+    const piece = fc.constantFrom('"usage"', '"usage":{"a":1}', '"usage":null', "{", "}", '"', "x", "é", '"usa', 'ge"')
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 80 }), fc.nat(900), fc.nat(1200), (pieces, pad, at) => {
+        const buf = Buffer.from("y".repeat(pad) + pieces.join("") + "z".repeat(pad % 7))
+        expect(indexOfKey(buf, key, at % (buf.length + 2))).toBe(buf.indexOf(key, at % (buf.length + 2)))
+        expect(lastIndexOfKey(buf, key, at)).toBe(buf.lastIndexOf(key, at))
+        expect(lastIndexOfKey(buf, key, buf.length - key.length)).toBe(buf.lastIndexOf(key, buf.length - key.length))
+        const span = findObject(buf, key, 0, buf.length, true)
+        const want = ((): { start: number; end: number } | undefined => {
+          for (
+            let i = buf.lastIndexOf(key, buf.length - key.length);
+            i >= 0;
+            i = i === 0 ? -1 : buf.lastIndexOf(key, i - 1)
+          ) {
+            const got = findObject(buf, key, i, Math.min(buf.length, i + key.length + 20), false)
+            if (got !== undefined && got.start === i + key.length + 1) return findObject(buf, key, i, buf.length, false)
+          }
+          return undefined
+        })()
+        expect(span).toEqual(want)
+      }),
       { numRuns: 3000 }
     )
   })

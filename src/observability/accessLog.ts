@@ -277,6 +277,9 @@ export interface AccessLog {
   readonly flush: () => void
 }
 
+/** "000" to "999": an ISO time's milliseconds. */
+const MILLIS: ReadonlyArray<string> = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, "0"))
+
 /** Pending text past which the writer writes at once instead of waiting for its timer. */
 export const ACCESS_LOG_BUFFER = 64 * 1024
 /** Room past ACCESS_LOG_BUFFER in the batch buffer, so that a usual line (a few hundred bytes) always fits. */
@@ -306,6 +309,9 @@ export const makeAccessLog = (
   // Many lines end within one millisecond under load: their ISO time is built once.
   let lastTime = -1
   let lastIso = ""
+  // ... and within one second, only its milliseconds change: `2026-01-02T03:04:05.` is built once a second.
+  let lastSecond = Number.NaN
+  let secondIso = ""
   const flush = () => {
     scheduled = false
     if (timer !== undefined) {
@@ -327,7 +333,17 @@ export const makeAccessLog = (
   const isoOf = (time: number): string => {
     if (time !== lastTime) {
       lastTime = time
-      lastIso = new Date(time).toISOString()
+      const ms = time % 1000
+      const second = time - ms
+      // toISOString's range (years 0-9999, whole ms); anything else (never from Date.now) the long way
+      if (time < 0 || !Number.isInteger(time) || time >= 253402300800000) lastIso = new Date(time).toISOString()
+      else {
+        if (second !== lastSecond) {
+          lastSecond = second
+          secondIso = new Date(second).toISOString().slice(0, 20)
+        }
+        lastIso = `${secondIso}${MILLIS[ms]}Z`
+      }
     }
     return lastIso
   }
