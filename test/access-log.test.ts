@@ -121,13 +121,13 @@ describe("access log lines", () => {
         requestId: pick(["id-1", 'x"y', "r=1", "01ABC-zz"], i),
         client: pick(["127.0.0.1", undefined, "::1"], slow),
         listener: pick(["http", "https"], Math.floor(i / 50)),
-        protocol: pick(["http/1.1", "h2", "h2c", "ws", "tunnel"] as const, slow),
+        protocol: pick(["http/1.1", "h2", "h2c", "ws", "tunnel"] as const, Math.floor(i / 19)),
         method: pick(["POST", "GET", "G\u001bET"], Math.floor(i / 11)),
         hostName: pick(["api.openai.test", "", "a b=c"], Math.floor(i / 13)),
-        url: pick(["/v1/chat/completions", "/v1/x?key=AIza-SECRET", `/${"\u00e9".repeat(3)}?q`], slow),
+        url: pick(["/v1/chat/completions", "/v1/x?key=AIza-SECRET", `/${"\u00e9".repeat(3)}?q`], Math.floor(i / 23)),
         identity: pick(
           [{ provider: providers[0] }, undefined, { provider: providers[1] }, { provider: providers[2] }],
-          slow
+          Math.floor(i / 17)
         ),
         upstreamProtocol: pick(["http/1.1", undefined, "h2"], Math.floor(i / 5)),
         keyName: pick(["team-a", undefined, "cl\u00e9"], Math.floor(i / 3)),
@@ -139,7 +139,16 @@ describe("access log lines", () => {
         attempts: i % 3,
         model: pick(["gpt-4o", "unknown", undefined, 'x\n2026 INFO key="admin"'], slow),
         responseModel: pick(["gpt-4o-2024", undefined, "mod\u00e8le-\u{1f642}"], Math.floor(i / 2)),
-        usage: pick([{ input: 1, output: 2, cacheRead: 3, cacheWrite: 4, reasoning: 5 }, undefined], slow),
+        usage: pick(
+          [
+            { input: 1, output: 2, cacheRead: 3, cacheWrite: 4, reasoning: 5 },
+            { input: 1, output: 2, cacheRead: 3, cacheWrite: 4, reasoning: 6 },
+            { input: 1, output: 2, cacheRead: 3, cacheWrite: 4, reasoning: 6 },
+            undefined,
+            { input: 0, output: 2, cacheRead: 3, cacheWrite: 4, reasoning: 6 }
+          ],
+          Math.floor(i / 2)
+        ),
         outcome: pick(["ok", "client_abort", "upstream_error", "truncated", "refused"] as const, slow)
       })
     }

@@ -200,6 +200,14 @@ class ExchangeFormatter {
   private readonly upstream = new Memo()
   private readonly key = new Memo()
   private readonly model = new Memo()
+  private protocol = ""
+  // The text from ` client=` to `status=` (json: `,"client":` to `"status":`), rebuilt only when one of its values
+  // changed: the line is then a few pieces, not ~50 (cheaper to build, and to flatten when it is encoded).
+  private middle = ""
+  private changed = true
+  // The tokens' text, for the last five counts.
+  private tokens = ""
+  private counts: AccessTokens | undefined = undefined
 
   constructor(private readonly json: boolean) {}
 
@@ -207,7 +215,38 @@ class ExchangeFormatter {
     if (s === m.value) return m.text
     m.value = s
     m.text = this.json ? jsonString(s) : textString(s)
+    this.changed = true
     return m.text
+  }
+
+  private tokensOf(u: AccessTokens | undefined): string {
+    const c = this.counts
+    const same =
+      u === undefined
+        ? c === undefined
+        : c !== undefined &&
+          u.input === c.input &&
+          u.output === c.output &&
+          u.cacheRead === c.cacheRead &&
+          u.cacheWrite === c.cacheWrite &&
+          u.reasoning === c.reasoning
+    if (same && this.tokens !== "") return this.tokens
+    // a copy: the counts compared next time are these, whatever happens to the exchange's object
+    this.counts = u === undefined ? undefined : { ...u }
+    if (this.json) {
+      this.tokens =
+        u === undefined
+          ? `,"input_tokens":null,"output_tokens":null,"cache_read_tokens":null,"cache_write_tokens":null,"reasoning_tokens":null`
+          : `,"input_tokens":${u.input},"output_tokens":${u.output},"cache_read_tokens":${u.cacheRead}` +
+            `,"cache_write_tokens":${u.cacheWrite},"reasoning_tokens":${u.reasoning}`
+    } else {
+      this.tokens =
+        u === undefined
+          ? " input_tokens=- output_tokens=- cache_read_tokens=- cache_write_tokens=- reasoning_tokens=-"
+          : ` input_tokens=${u.input} output_tokens=${u.output} cache_read_tokens=${u.cacheRead}` +
+            ` cache_write_tokens=${u.cacheWrite} reasoning_tokens=${u.reasoning}`
+    }
+    return this.tokens
   }
 
   line(ex: AccessSource, durationMs: number, time: string): string {
@@ -222,7 +261,9 @@ class ExchangeFormatter {
     if (url !== m.value) {
       m.value = url
       const path = pathOnly(url)
-      m.text = json ? jsonString(path) : textString(path)
+      const text = json ? jsonString(path) : textString(path)
+      if (text !== m.text) this.changed = true
+      m.text = text
     }
     const path = m.text
     const p = ex.identity?.provider
@@ -231,39 +272,38 @@ class ExchangeFormatter {
       m.value = p
       const label = p === undefined ? undefined : providerLabel(p)
       m.text = json ? jsonString(label) : textString(label)
+      this.changed = true
     }
     const provider = m.text
     const upstream = this.str(this.upstream, ex.upstreamProtocol)
     const key = this.str(this.key, ex.keyName)
+    if (ex.protocol !== this.protocol) {
+      this.protocol = ex.protocol
+      this.changed = true
+    }
+    if (this.changed) {
+      this.changed = false
+      this.middle = json
+        ? `,"client":${client},"listener":${listener},"protocol":"${ex.protocol}","method":${method},"host":${host}` +
+          `,"path":${path},"provider":${provider},"upstream_protocol":${upstream},"key":${key},"status":`
+        : ` client=${client} listener=${listener} protocol=${ex.protocol} method=${method} host=${host} path=${path}` +
+          ` provider=${provider} upstream_protocol=${upstream} key=${key} status=`
+    }
+    const changed = this.changed // the model is not in the middle text: its change must not rebuild it
     const model = this.str(this.model, ex.model !== undefined && ex.model !== "unknown" ? ex.model : ex.responseModel)
-    const u = ex.usage
+    this.changed = changed
+    const tokens = this.tokensOf(ex.usage)
     if (json) {
-      const tokens =
-        u === undefined
-          ? `,"input_tokens":null,"output_tokens":null,"cache_read_tokens":null,"cache_write_tokens":null,"reasoning_tokens":null`
-          : `,"input_tokens":${u.input},"output_tokens":${u.output},"cache_read_tokens":${u.cacheRead}` +
-            `,"cache_write_tokens":${u.cacheWrite},"reasoning_tokens":${u.reasoning}`
       return (
-        `{"time":"${time}","level":"info","message":"access","request_id":${jsonString(ex.requestId)}` +
-        `,"client":${client},"listener":${listener},"protocol":"${ex.protocol}"` +
-        `,"method":${method},"host":${host},"path":${path}` +
-        `,"provider":${provider},"upstream_protocol":${upstream}` +
-        `,"key":${key},"status":${ex.status},"bytes_in":${ex.bytesIn},"bytes_out":${ex.bytesOut}` +
-        `,"duration_ms":${jsonMs(durationMs)},"ttfb_ms":${jsonMs(ex.ttfbMs)},"ttft_ms":${jsonMs(ex.ttftMs)}` +
-        `,"attempts":${ex.attempts},"model":${model}${tokens},"outcome":"${ex.outcome}"}\n`
+        `{"time":"${time}","level":"info","message":"access","request_id":${jsonString(ex.requestId)}${this.middle}` +
+        `${ex.status},"bytes_in":${ex.bytesIn},"bytes_out":${ex.bytesOut},"duration_ms":${jsonMs(durationMs)}` +
+        `,"ttfb_ms":${jsonMs(ex.ttfbMs)},"ttft_ms":${jsonMs(ex.ttftMs)},"attempts":${ex.attempts},"model":${model}` +
+        `${tokens},"outcome":"${ex.outcome}"}\n`
       )
     }
-    const tokens =
-      u === undefined
-        ? " input_tokens=- output_tokens=- cache_read_tokens=- cache_write_tokens=- reasoning_tokens=-"
-        : ` input_tokens=${u.input} output_tokens=${u.output} cache_read_tokens=${u.cacheRead}` +
-          ` cache_write_tokens=${u.cacheWrite} reasoning_tokens=${u.reasoning}`
     return (
-      `${time} INFO access request_id=${textString(ex.requestId)} client=${client}` +
-      ` listener=${listener} protocol=${ex.protocol} method=${method}` +
-      ` host=${host} path=${path} provider=${provider}` +
-      ` upstream_protocol=${upstream} key=${key} status=${ex.status}` +
-      ` bytes_in=${ex.bytesIn} bytes_out=${ex.bytesOut} duration_ms=${textMs(durationMs)} ttfb_ms=${textMs(ex.ttfbMs)}` +
+      `${time} INFO access request_id=${textString(ex.requestId)}${this.middle}${ex.status} bytes_in=${ex.bytesIn}` +
+      ` bytes_out=${ex.bytesOut} duration_ms=${textMs(durationMs)} ttfb_ms=${textMs(ex.ttfbMs)}` +
       ` ttft_ms=${textMs(ex.ttftMs)} attempts=${ex.attempts} model=${model}${tokens} outcome=${ex.outcome}\n`
     )
   }

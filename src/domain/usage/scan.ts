@@ -54,7 +54,7 @@ export interface Span {
  */
 export const findObject = (buf: Buffer, key: Buffer, from: number, end: number, last: boolean): Span | undefined => {
   if (end - key.length < from) return undefined
-  let at = last ? lastIndexOfKey(buf, key, end - key.length) : buf.indexOf(key, from)
+  let at = last ? buf.lastIndexOf(key, end - key.length) : buf.indexOf(key, from)
   while (at >= from && at + key.length <= end) {
     const v = valueStart(buf, at, key.length, end)
     if (v >= 0 && buf[v] === 0x7b) {
@@ -83,23 +83,6 @@ export const indexOfKey = (buf: Buffer, key: Buffer, from: number): number => {
     return i
   }
   return near >= buf.length - n ? -1 : buf.indexOf(key, near + 1)
-}
-
-/** Bytes scanned in JS, backwards, before a last-key search goes native: usage is at or near a body's end. */
-const NEAR_END = 384
-
-/** `buf.lastIndexOf(key, from)`, the NEAR_END bytes before `from` searched in JS first (see indexOfKey). */
-export const lastIndexOfKey = (buf: Buffer, key: Buffer, from: number): number => {
-  const n = key.length
-  const k0 = key[0]
-  let i = Math.min(from, buf.length - n)
-  const stop = Math.max(0, i - NEAR_END)
-  outer: for (; i >= stop; i--) {
-    if (buf[i] !== k0) continue
-    for (let j = 1; j < n; j++) if (buf[i + j] !== key[j]) continue outer
-    return i
-  }
-  return stop === 0 ? -1 : buf.lastIndexOf(key, stop - 1)
 }
 
 /** The last string a `findString` returned: the same string again while the next value has the same bytes. */
