@@ -463,7 +463,11 @@ const main = async () => {
     // 14's cost before/after, e.g. --targets openproxy-obs-on,build:main:obs-on --builds "main=../main"
     const obsName = `${b.name}:obs-on`
     const obsPort = await freePort()
-    const obsConf = confFor(obsName.replace(/[^a-z0-9-]/gi, "_"), { port: obsPort, obs: "on", adminPort: await freePort() })
+    const obsConf = confFor(obsName.replace(/[^a-z0-9-]/gi, "_"), {
+      port: obsPort,
+      obs: "on",
+      adminPort: await freePort()
+    })
     variantTargets[obsName] = fs.existsSync(bin)
       ? { port: obsPort, argv: [bin, "start", "-c", obsConf], cpu: PROXY_CPU }
       : { port: obsPort, missing: `${bin} not built` }
