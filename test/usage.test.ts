@@ -259,6 +259,28 @@ describe("JSON tap", () => {
     expect(await tap.finish()).toEqual({ usage: X.openaiEmbeddingsUsage, responseModel: "text-embedding-3-small" })
   })
 
+  it("the same large body in one chunk, in two, or in many: the same usage and model; no chunk: none", async () => {
+    const big = JSON.parse(X.openaiEmbeddingsJson)
+    big.data = Array.from({ length: 3000 }, (_, i) => ({ object: "embedding", index: i, embedding: [0.5, i] }))
+    const body = Buffer.from(JSON.stringify(big))
+    const want = { usage: X.openaiEmbeddingsUsage, responseModel: "text-embedding-3-small" }
+    for (const cuts of [[], [5], [body.length - 40], [1000, 70_000, 140_000]]) {
+      const tap = new JsonUsageTap("openai", { tailBytes: 4096 })
+      for (const part of split(body, cuts)) tap.push(part)
+      expect(await tap.finish()).toEqual(want)
+    }
+    expect(await new JsonUsageTap("openai").finish()).toEqual({ usage: undefined, responseModel: "unknown" })
+    // a chat answer names its model first: read from the head, whatever the chunks
+    const chat = JSON.parse(X.openaiChatJson)
+    chat.choices[0].message.content = "x".repeat(200_000)
+    const chatBody = Buffer.from(JSON.stringify(chat))
+    for (const cuts of [[], [3], [90_000], [10, 66_000, 130_000]]) {
+      const tap = new JsonUsageTap("openai", { tailBytes: 4096 })
+      for (const part of split(chatBody, cuts)) tap.push(part)
+      expect(await tap.finish()).toEqual({ usage: X.openaiChatUsage, responseModel: modelLabel(chat.model) })
+    }
+  })
+
   it("limits: an encoded body past the limit, a decoded size past the limit, an unknown coding give no usage", async () => {
     const gz = gzipSync(Buffer.from(X.openaiChatJson))
     const small = new JsonUsageTap("openai", { contentEncoding: "gzip", maxEncodedBytes: gz.length - 1 })
