@@ -14,7 +14,8 @@
 //        --v8-variants "NAME=FLAGS;NAME2=FLAGS2" (extra targets v8:NAME = `NODE FLAGS dist/main.js start`, for V8-flag
 //        A/B runs; FLAGS are space-separated, may be empty)  --s4-targets openproxy,v8:NAME,...
 //        --builds "NAME=DIR;..." (extra targets build:NAME = DIR/dist/main.js, another checkout's build, for
-//        before/after runs in one interleaved run; DIR must be built)
+//        before/after runs in one interleaved run; DIR must be built; build:NAME:obs-on, that build with the admin
+//        listener + access log + usage, is selected with --targets)
 //        --conf-variants "NAME=YAML;..." (extra targets conf:NAME = this build with YAML appended to its config,
 //        `\n` for a line break: e.g. "obs-off=access_log: false")
 import { execSync } from "node:child_process"
@@ -458,6 +459,19 @@ const main = async () => {
       ? { port, argv: [bin, "start", "-c", conf], cpu: PROXY_CPU }
       : { port, missing: `${bin} not built` }
     LABEL[b.name] = `openproxy ${b.name} (${b.dir})`
+    // and `build:NAME:obs-on`, that build with the admin listener + access log + usage taps (--targets only): issue
+    // 14's cost before/after, e.g. --targets openproxy-obs-on,build:main:obs-on --builds "main=../main"
+    const obsName = `${b.name}:obs-on`
+    const obsPort = await freePort()
+    const obsConf = confFor(obsName.replace(/[^a-z0-9-]/gi, "_"), {
+      port: obsPort,
+      obs: "on",
+      adminPort: await freePort()
+    })
+    variantTargets[obsName] = fs.existsSync(bin)
+      ? { port: obsPort, argv: [bin, "start", "-c", obsConf], cpu: PROXY_CPU }
+      : { port: obsPort, missing: `${bin} not built` }
+    LABEL[obsName] = `openproxy ${b.name} (${b.dir}), admin + access log + usage`
   }
   for (const c of confVariants) {
     const port = await freePort()

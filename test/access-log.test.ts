@@ -2,9 +2,12 @@
 // Gemini `key=`) never written, client-controlled values unable to break or forge a line, one write per event-loop
 // turn; request ids valid per SPEC and unique across generators (processes).
 import { describe, expect, it } from "vitest"
+import type { ProviderConfig } from "../src/config/types.js"
 import {
   ACCESS_LOG_BUFFER,
   type AccessLogEntry,
+  type AccessSource,
+  entryOf,
   formatAccessLine,
   makeAccessLog
 } from "../src/observability/accessLog.js"
@@ -101,6 +104,77 @@ describe("access log lines", () => {
     expect(text).toContain('model="x\\n2026 INFO access status=200 key=\\"admin\\""')
     expect(text).toContain('host="a b=c"')
     expect(JSON.parse(formatAccessLine("json", hostile)).model).toBe(hostile.model)
+  })
+
+  it("writeExchange writes what formatAccessLine writes for the exchange's entry, repeating values or not", () => {
+    const providers = [
+      { hostRaw: "api.openai.test", index: 0 },
+      { hostRaw: "api.anthropic.test", index: 1 },
+      { hostRaw: "h\u00e9=st", index: 2 }
+    ] as unknown as Array<ProviderConfig>
+    const pick = <T>(xs: ReadonlyArray<T>, i: number): T => xs[i % xs.length]
+    const sources: Array<AccessSource> = []
+    for (let i = 0; i < 300; i++) {
+      // Runs of the same value (the memo's hits) and changes (its misses), with hostile and absent values.
+      const slow = Math.floor(i / 7)
+      sources.push({
+        requestId: pick(["id-1", 'x"y', "r=1", "01ABC-zz"], i),
+        client: pick(["127.0.0.1", undefined, "::1"], slow),
+        listener: pick(["http", "https"], Math.floor(i / 50)),
+        protocol: pick(["http/1.1", "h2", "h2c", "ws", "tunnel"] as const, Math.floor(i / 19)),
+        method: pick(["POST", "GET", "G\u001bET"], Math.floor(i / 11)),
+        hostName: pick(["api.openai.test", "", "a b=c"], Math.floor(i / 13)),
+        url: pick(["/v1/chat/completions", "/v1/x?key=AIza-SECRET", `/${"\u00e9".repeat(3)}?q`], Math.floor(i / 23)),
+        identity: pick(
+          [{ provider: providers[0] }, undefined, { provider: providers[1] }, { provider: providers[2] }],
+          Math.floor(i / 17)
+        ),
+        upstreamProtocol: pick(["http/1.1", undefined, "h2"], Math.floor(i / 5)),
+        keyName: pick(["team-a", undefined, "cl\u00e9"], Math.floor(i / 3)),
+        status: pick([200, 0, 429, 502], i),
+        bytesIn: i * 13,
+        bytesOut: i * 1021,
+        ttfbMs: pick([-1, 0.25, 12.3456789], i),
+        ttftMs: pick([-1, 3, 0.0005], i),
+        attempts: i % 3,
+        model: pick(["gpt-4o", "unknown", undefined, 'x\n2026 INFO key="admin"'], slow),
+        responseModel: pick(["gpt-4o-2024", undefined, "mod\u00e8le-\u{1f642}"], Math.floor(i / 2)),
+        usage: pick(
+          [
+            { input: 1, output: 2, cacheRead: 3, cacheWrite: 4, reasoning: 5 },
+            { input: 1, output: 2, cacheRead: 3, cacheWrite: 4, reasoning: 6 },
+            { input: 1, output: 2, cacheRead: 3, cacheWrite: 4, reasoning: 6 },
+            undefined,
+            { input: 0, output: 2, cacheRead: 3, cacheWrite: 4, reasoning: 6 }
+          ],
+          Math.floor(i / 2)
+        ),
+        outcome: pick(["ok", "client_abort", "upstream_error", "truncated", "refused"] as const, slow)
+      })
+    }
+    for (const format of ["json", "text"] as const) {
+      const chunks: Array<string> = []
+      const log = makeAccessLog(format, (c) => chunks.push(c))
+      for (const [i, src] of sources.entries()) log.writeExchange(src, i * 1.2345)
+      log.flush()
+      const lines = chunks.join("").split("\n").slice(0, -1)
+      expect(lines.length).toBe(sources.length)
+      lines.forEach((line, i) => {
+        const time = Date.parse(format === "json" ? JSON.parse(line).time : line.slice(0, line.indexOf(" ")))
+        expect(`${line}\n`).toBe(formatAccessLine(format, entryOf(sources[i], i * 1.2345, time)))
+      })
+    }
+  })
+
+  it("writes each line's time as toISOString does, within a second, across seconds and at the edges", () => {
+    const base = Date.UTC(2026, 0, 2, 3, 4, 5, 0)
+    const times = [base, base + 1, base + 999, base + 1000, base + 7, base + 1000, base + 61_999, base + 62_000]
+    times.push(0, 999, 1000, -1, -1000, -1001, 1.5, 253402300799999, -62198755200000, base + 0.25, base + 10, base)
+    const chunks: Array<string> = []
+    const log = makeAccessLog("text", (c) => chunks.push(c))
+    for (const time of times) log.write({ ...entry, time })
+    log.flush()
+    expect(chunks.join("")).toBe(times.map((time) => formatAccessLine("text", { ...entry, time })).join(""))
   })
 
   it("writes the lines of one event-loop turn at once", async () => {

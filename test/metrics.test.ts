@@ -109,6 +109,54 @@ describe("Metrics", () => {
     expect(seriesValue(t, `openproxy_provider_healthy{${p}}`)).toBe(0)
   })
 
+  it("records the same whether consecutive requests share their label values or not (the cells memo)", async () => {
+    const c = await snapshot()
+    const [openai, gemini] = c.providers
+    const decoy = { ...gemini, hostRaw: "decoy.test", index: 9 }
+    const pick = <T>(xs: ReadonlyArray<T>, i: number): T => xs[i % xs.length]
+    const ends: Array<RequestEnd> = []
+    for (let i = 0; i < 400; i++) {
+      const slow = Math.floor(i / 6)
+      ends.push(
+        end({
+          provider: pick([openai, openai, undefined, gemini], slow),
+          keyName: pick(["team-a", undefined, "team-b"], Math.floor(i / 4)),
+          status: pick([200, 200, 429, 502, 0], Math.floor(i / 5)),
+          protocol: pick(["http/1.1", "h2", "ws"] as const, Math.floor(i / 9)),
+          durationMs: i * 7.5,
+          ttfbMs: pick([-1, 3, 4000], i),
+          ttftMs: pick([-1, 20, 700], i),
+          model: pick(["gpt-4o", undefined, "bad model", "gpt-4o-mini"], Math.floor(i / 3)),
+          responseModel: pick(["gpt-4o-2024", undefined, "gpt-4o"], Math.floor(i / 7)),
+          usage: pick(
+            [
+              { input: 10, output: 7, cacheRead: 3, cacheWrite: 0, reasoning: 2 },
+              undefined,
+              { input: 1, output: 2, cacheRead: 0, cacheWrite: 5, reasoning: 0 }
+            ],
+            slow
+          )
+        })
+      )
+    }
+    // `reused`: as the request path records (runs of equal labels); `fresh`: a decoy before each one, so no cell
+    // is ever reused; the decoy's own series (its provider and model) are dropped before comparing.
+    const reused = makeMetrics()
+    const fresh = makeMetrics()
+    const decoyEnd = end({ provider: decoy, keyName: "decoy", status: 201, model: "decoy", responseModel: "decoy" })
+    for (const e of ends) {
+      const { provider, ...rest } = e
+      reused.recordEnd({ ...rest, identity: provider === undefined ? undefined : { provider } }, e.durationMs)
+      fresh.record(decoyEnd)
+      fresh.record(e)
+    }
+    const series = async (m: ReturnType<typeof makeMetrics>) =>
+      (await m.registry.metrics()).split("\n").filter((l) => !l.includes("decoy"))
+    const want = await series(fresh)
+    expect(await series(reused)).toEqual(want)
+    expect(want.filter((l) => l.startsWith("openproxy_tokens_total{")).length).toBeGreaterThan(10)
+  })
+
   it("bounds model labels: short printable tokens only, then a cap", () => {
     const modelLabel = makeModelLabel()
     expect(modelLabel("claude-3-5-sonnet-20241022")).toBe("claude-3-5-sonnet-20241022")

@@ -12,7 +12,7 @@ import { makeTestCerts, type TestCerts } from "./support/certs.js"
 import { h1 } from "./support/http.js"
 import { seriesValue } from "./support/metrics.js"
 import { DEFAULT_KEYS, type MockProvider, startMockProvider } from "./support/mockProvider.js"
-import { type RunningProxy, startProxy, tempDir } from "./support/proxy.js"
+import { accessLines, type RunningProxy, startProxy, tempDir } from "./support/proxy.js"
 import { closed, expectOpen, h2WebSocket, nextMessage, wsConnect } from "./support/wsClient.js"
 
 const MOCK_USAGE = "input=1200,output=300,cache_read=1024"
@@ -237,5 +237,57 @@ describe("OpenAI Realtime usage in /metrics", () => {
       seriesValue(text, 'openproxy_requests_total{provider="rt.test#0",key="rt-b",code="200",protocol="ws"}')
     ).toBe(1)
     expect(seriesValue(text, "openproxy_open_websockets")).toBe(0)
+  })
+  it("a session that ends while a response is in progress logs `truncated`, with the tokens of the ended ones", async () => {
+    const line = async (id: string): Promise<Record<string, string>> => {
+      for (let i = 0; i < 200; i++) {
+        const l = accessLines
+          .join("")
+          .split("\n")
+          .find((x) => x.includes(` request_id=${id} `))
+        if (l !== undefined) {
+          const f: Record<string, string> = {}
+          for (const m of l.matchAll(/ ([a-z_]+)=("(?:[^"\\]|\\.)*"|\S+)/g)) f[m[1]] = m[2]
+          return f
+        }
+        await new Promise((r) => setTimeout(r, 20))
+      }
+      throw new Error(`no access line for ${id}`)
+    }
+    const take = async (ws: WebSocket, type: string) => {
+      while (JSON.parse((await nextMessage(ws)).data.toString()).type !== type);
+    }
+    // 2 responses asked for, the 2nd (mock_hold=2) never gets its response.done; and a session that ends whole
+    for (const [id, hold, deflate] of [
+      ["rt-held", 2, false],
+      ["rt-held-z", 2, true],
+      ["rt-whole", 0, false]
+    ] as const) {
+      const ws = expectOpen(
+        await wsConnect(
+          `ws://127.0.0.1:${proxy.httpPort}/v1/realtime?model=gpt-realtime-mini&${usageQuery}&mock_hold=${hold}`,
+          {
+            host: "rt.test",
+            headers: { Authorization: "Bearer client-rt-b", "x-request-id": id },
+            deflate
+          }
+        )
+      )
+      await take(ws, "session.created")
+      ws.send(JSON.stringify({ type: "response.create" }))
+      await take(ws, "response.done")
+      ws.send(JSON.stringify({ type: "response.create" }))
+      await take(ws, hold === 2 ? "response.output_item.done" : "response.done")
+      const c = closed(ws)
+      ws.close(1000)
+      await c
+      const f = await line(id)
+      expect(f.protocol).toBe("ws")
+      expect(f.outcome).toBe(hold === 2 ? "truncated" : "ok")
+      const n = hold === 2 ? 1 : 2
+      expect([f.input_tokens, f.cache_read_tokens, f.output_tokens]).toEqual(
+        [U.input * n, U.cacheRead * n, U.output * n].map(String)
+      )
+    }
   })
 })

@@ -95,6 +95,17 @@ describe("WebSocket frames (no compression)", () => {
     })
   })
 
+  it("a response.created without its response.done (the session ended mid-response): complete false", async () => {
+    const created = (id: string) => frame(1, text({ type: "response.created", event_id: id, response: { id } }))
+    const head = stream.subarray(0, stream.length - 4) // without the close frame
+    const cut = await runTap(undefined, [created("r1"), created("r2"), head, created("r3")])
+    expect(cut).toEqual({ usage: twice, responseModel: "gpt-realtime-2025-08-28", responses: 2, complete: false })
+    // every response created ended: complete
+    const whole = await runTap(undefined, [created("r1"), created("r2"), stream])
+    expect(whole.complete).toBe(true)
+    expect(whole.responses).toBe(2)
+  })
+
   it("bytes after a close frame are ignored; no response.done means no usage", async () => {
     const r = await runTap(undefined, [frame(8, Buffer.alloc(0)), frame(1, done1)])
     expect(r).toEqual({ usage: undefined, responseModel: "unknown", responses: 0, complete: true })

@@ -17,6 +17,7 @@ import {
   type Usage,
   usageSource
 } from "../src/domain/usage/index.js"
+import { findObject, findString, indexOfKey, StringMemo } from "../src/domain/usage/scan.js"
 import * as X from "./usage-fixtures.js"
 import { split } from "./usage-fixtures.js"
 
@@ -111,7 +112,14 @@ describe("provider rules", () => {
     expect(modelLabel(undefined)).toBe("unknown")
   })
 
-  it("model labels stay right when names repeat and alternate (the last answer is reused)", () => {
+  it("model labels stay right when names repeat and alternate (answers are kept, a bounded number)", () => {
+    // More distinct names than are kept: the memory is forgotten, never wrong.
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 700; i++) {
+        expect(modelLabel(`m-${i}`)).toBe(`m-${i}`)
+        expect(modelLabel(`models/bad ${i}`)).toBe("unknown")
+      }
+    }
     const names = ["gpt-4o", "gpt 4", "models/gemini-2.5-flash", "gemini-2.5-flash", "", "a".repeat(101), "x@y+z"]
     const want = ["gpt-4o", "unknown", "gemini-2.5-flash", "gemini-2.5-flash", "unknown", "unknown", "x@y+z"]
     for (let round = 0; round < 3; round++) {
@@ -249,6 +257,28 @@ describe("JSON tap", () => {
     ))
       tap.push(part)
     expect(await tap.finish()).toEqual({ usage: X.openaiEmbeddingsUsage, responseModel: "text-embedding-3-small" })
+  })
+
+  it("the same large body in one chunk, in two, or in many: the same usage and model; no chunk: none", async () => {
+    const big = JSON.parse(X.openaiEmbeddingsJson)
+    big.data = Array.from({ length: 3000 }, (_, i) => ({ object: "embedding", index: i, embedding: [0.5, i] }))
+    const body = Buffer.from(JSON.stringify(big))
+    const want = { usage: X.openaiEmbeddingsUsage, responseModel: "text-embedding-3-small" }
+    for (const cuts of [[], [5], [body.length - 40], [1000, 70_000, 140_000]]) {
+      const tap = new JsonUsageTap("openai", { tailBytes: 4096 })
+      for (const part of split(body, cuts)) tap.push(part)
+      expect(await tap.finish()).toEqual(want)
+    }
+    expect(await new JsonUsageTap("openai").finish()).toEqual({ usage: undefined, responseModel: "unknown" })
+    // a chat answer names its model first: read from the head, whatever the chunks
+    const chat = JSON.parse(X.openaiChatJson)
+    chat.choices[0].message.content = "x".repeat(200_000)
+    const chatBody = Buffer.from(JSON.stringify(chat))
+    for (const cuts of [[], [3], [90_000], [10, 66_000, 130_000]]) {
+      const tap = new JsonUsageTap("openai", { tailBytes: 4096 })
+      for (const part of split(chatBody, cuts)) tap.push(part)
+      expect(await tap.finish()).toEqual({ usage: X.openaiChatUsage, responseModel: modelLabel(chat.model) })
+    }
   })
 
   it("limits: an encoded body past the limit, a decoded size past the limit, an unknown coding give no usage", async () => {
@@ -436,5 +466,90 @@ describe("createUsageTap", () => {
     expect(createUsageTap({ kind: "none" }, undefined)).toBeUndefined()
     expect(createUsageTap({ kind: "sse", stream: "gemini" }, "zstd")).toBeUndefined()
     expect(createUsageTap({ kind: "json", dialect: "openai" }, "compress")).toBeUndefined()
+  })
+})
+
+describe("findString (the byte-level key reader)", () => {
+  // The reader as it was before its JS near-scan and its string memory: the oracle.
+  const oracle = (buf: Buffer, key: Buffer, from: number, end: number): string | undefined => {
+    const b = end < buf.length ? buf.subarray(0, end) : buf
+    let at = b.indexOf(key, from)
+    while (at >= 0 && at + key.length <= end) {
+      let i = at + key.length
+      while (i < end && (b[i] === 0x20 || b[i] === 0x0a || b[i] === 0x0d || b[i] === 0x09)) i++
+      if (b[i] === 0x3a) {
+        i++
+        while (i < end && (b[i] === 0x20 || b[i] === 0x0a || b[i] === 0x0d || b[i] === 0x09)) i++
+        if (i < end && b[i] === 0x22) {
+          const close = b.indexOf(0x22, i + 1)
+          if (close < 0 || close >= end || close - i > 201) return undefined
+          const text = b.toString("latin1", i + 1, close)
+          return text.includes("\\") ? undefined : text
+        }
+      }
+      at = b.indexOf(key, at + 1)
+    }
+    return undefined
+  }
+
+  it("finds what a plain indexOf reader finds, near the start or far, with or without its memory", () => {
+    const key = Buffer.from('"model"')
+    const memo = new StringMemo()
+    const piece = fc.constantFrom(
+      '"model"',
+      '"model": "gpt-4o"',
+      ":",
+      " ",
+      '"',
+      "\\",
+      "x",
+      "é",
+      "gpt-4o",
+      '"model":"gpt-4a"',
+      '"model":"gpt-4b"',
+      '"mod',
+      'el"'
+    )
+    fc.assert(
+      fc.property(
+        fc.array(piece, { maxLength: 60 }),
+        fc.nat(300),
+        fc.nat(40),
+        fc.nat(400),
+        (pieces, pad, from, cut) => {
+          const buf = Buffer.from("y".repeat(pad) + pieces.join(""))
+          const end = Math.min(buf.length, cut + pad)
+          const want = oracle(buf, key, from, end)
+          expect(findString(buf, key, from, end)).toBe(want)
+          expect(findString(buf, key, from, end, memo)).toBe(want)
+          expect(findString(buf, key, from, end, memo)).toBe(want)
+        }
+      ),
+      { numRuns: 3000 }
+    )
+  })
+  it("indexOfKey finds what indexOf finds; findObject the last object span", () => {
+    const key = Buffer.from('"usage"')
+    const piece = fc.constantFrom('"usage"', '"usage":{"a":1}', '"usage":null', "{", "}", '"', "x", "é", '"usa', 'ge"')
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 80 }), fc.nat(900), fc.nat(1200), (pieces, pad, at) => {
+        const buf = Buffer.from("y".repeat(pad) + pieces.join("") + "z".repeat(pad % 7))
+        expect(indexOfKey(buf, key, at % (buf.length + 2))).toBe(buf.indexOf(key, at % (buf.length + 2)))
+        const span = findObject(buf, key, 0, buf.length, true)
+        const want = ((): { start: number; end: number } | undefined => {
+          for (
+            let i = buf.lastIndexOf(key, buf.length - key.length);
+            i >= 0;
+            i = i === 0 ? -1 : buf.lastIndexOf(key, i - 1)
+          ) {
+            const got = findObject(buf, key, i, Math.min(buf.length, i + key.length + 20), false)
+            if (got !== undefined && got.start === i + key.length + 1) return findObject(buf, key, i, buf.length, false)
+          }
+          return undefined
+        })()
+        expect(span).toEqual(want)
+      }),
+      { numRuns: 3000 }
+    )
   })
 })

@@ -5,8 +5,8 @@
 // Control headers (docs/usage.md): `x-mock-usage` sets the usage figures every API answer reports (usage.ts),
 // `x-mock-content-encoding: gzip|deflate|br` encodes the JSON answers, `x-mock-stream-interval-ms` spaces SSE
 // events; on /v1/realtime, `x-mock-usage` (or `?mock_usage=`) makes `response.create` answer with a response
-// and its `response.done` usage; `mock_fragment=N` sends response.done in N-byte fragments and `mock_repeat=N`
-// makes the answer N times longer.
+// and its `response.done` usage; `mock_fragment=N` sends response.done in N-byte fragments, `mock_repeat=N`
+// makes the answer N times longer and `mock_hold=N` leaves the N-th response without its response.done.
 // Failures on command (faults.ts, docs/retries.md): rules from `--fail`, `POST /__faults` or `fail()` make matching
 // requests answer 429/503/529 in the provider's shape, reset, stall after the head or cut mid-stream; requests are
 // counted per presented key (`GET /__counts`, `counts()`). Each family accepts one key or a list of keys.

@@ -38,7 +38,14 @@ export const makeUpgradeHandler = (mock: MockState) => {
   }
 
   /** With usage figures, `response.create` is answered by a response (F.realtimeResponse) instead of an echo. */
-  const realtimeSocket = (ws: WebSocket, model: string, usage?: MockUsage, fragment = 0, repeat = 1): void => {
+  const realtimeSocket = (
+    ws: WebSocket,
+    model: string,
+    usage?: MockUsage,
+    fragment = 0,
+    repeat = 1,
+    hold = 0
+  ): void => {
     let responses = 0
     ws.on("error", noop)
     ws.send(
@@ -73,6 +80,8 @@ export const makeUpgradeHandler = (mock: MockState) => {
         const events = F.realtimeResponse(++responses, usage, repeat)
         const done = events.pop() ?? ""
         for (const e of events) ws.send(e)
+        // `mock_hold=N`: the N-th response never ends (no response.done), as a session closed mid-response
+        if (responses === hold) return
         sendFragmented(ws, Buffer.from(done), fragment)
         return
       }
@@ -141,7 +150,14 @@ export const makeUpgradeHandler = (mock: MockState) => {
       // Sessions with usage compress every message the client lets it (threshold 0), so a tap sees deflate.
       const server = usage === undefined ? wss : wssCompressAll
       server.handleUpgrade(req, socket, head, (ws) =>
-        realtimeSocket(ws, model, usage, intParam(q, "mock_fragment", 0), Math.max(1, intParam(q, "mock_repeat", 1)))
+        realtimeSocket(
+          ws,
+          model,
+          usage,
+          intParam(q, "mock_fragment", 0),
+          Math.max(1, intParam(q, "mock_repeat", 1)),
+          intParam(q, "mock_hold", 0)
+        )
       )
       return
     }

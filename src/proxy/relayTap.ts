@@ -65,10 +65,12 @@ export const realtimeTap = (extensions: string | Array<string> | undefined): WsU
 /**
  * Writes what the tap read into the exchange once every message it holds is decoded (resolves, never rejects):
  * the summed `response.done` usage, the session's model as the response model, and as the request model when the
- * query named none.
+ * query named none. A session whose usage is a lower bound (a response cut by the session's end, or server
+ * events the tap could not read) that would log `ok` logs `truncated` (docs/observability.md).
  */
 export const settleRealtime = async (ex: Exchange, tap: WsUsageTap): Promise<void> => {
   const r = await tap.finish()
+  if (!r.complete && ex.outcome === "ok") ex.outcome = "truncated"
   if (r.usage !== undefined) ex.usage = r.usage
   if (r.responseModel !== "unknown") ex.responseModel = r.responseModel
   ex.model ??= ex.responseModel

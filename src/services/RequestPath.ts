@@ -11,29 +11,11 @@ import { accessOutput } from "../log.js"
 import { makeAccessLog } from "../observability/accessLog.js"
 import { makeRequestPath, type ProxyContext, type ProxyServices } from "../proxy/context.js"
 import type { Exchange } from "../proxy/exchange.js"
-import { accessEntry } from "../proxy/phases/log.js"
 import * as Limits from "./Limits.js"
 import * as Metrics from "./Metrics.js"
 
 /** How long an access line may wait to be written with the next ones (one write per batch, not per request). */
 export const ACCESS_LOG_FLUSH_MS = 50
-
-/** What the metrics learn from an ended exchange. */
-export const requestEnd = (
-  ex: Exchange,
-  durationMs: number = performance.now() - ex.startedAt
-): Metrics.RequestEnd => ({
-  provider: ex.identity?.provider,
-  keyName: ex.keyName,
-  status: ex.status,
-  protocol: ex.protocol,
-  durationMs,
-  ttfbMs: ex.ttfbMs,
-  ttftMs: ex.ttftMs,
-  model: ex.model,
-  responseModel: ex.responseModel,
-  usage: ex.usage
-})
 
 export const make = (services: ProxyServices): Effect.Effect<ProxyContext, never, Scope.Scope> =>
   Effect.gen(function* () {
@@ -48,8 +30,8 @@ export const make = (services: ProxyServices): Effect.Effect<ProxyContext, never
       const record = metrics !== undefined && snapshot.admin !== undefined
       if (!record && !snapshot.accessLog) return
       const durationMs = performance.now() - ex.startedAt
-      if (record) metrics.record(requestEnd(ex, durationMs))
-      if (snapshot.accessLog) access.write(accessEntry(ex, durationMs))
+      if (record) metrics.recordEnd(ex, durationMs)
+      if (snapshot.accessLog) access.writeExchange(ex, durationMs)
     }
     return makeRequestPath({
       ...services,

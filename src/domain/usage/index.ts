@@ -1,7 +1,7 @@
 // Token usage extraction (SPEC §10), for the request path's side path: which tap a response needs, and the taps.
 // Nothing here imports the proxy or the services; every tap is one object per response with cheap per-chunk calls
 // that never throw and never hold back what the client receives.
-import { findString } from "./scan.js"
+import { findString, StringMemo } from "./scan.js"
 import type { UsageSource } from "./tap.js"
 import { modelLabel as modelLabelOf } from "./usage.js"
 
@@ -30,7 +30,15 @@ export {
 
 export type ProviderType = "openai" | "anthropic" | "gemini"
 
+// Constants (a source is only read): no object per response.
 const NONE: UsageSource = { kind: "none" }
+const JSON_OPENAI: UsageSource = { kind: "json", dialect: "openai" }
+const JSON_ANTHROPIC: UsageSource = { kind: "json", dialect: "anthropic" }
+const JSON_GEMINI: UsageSource = { kind: "json", dialect: "gemini" }
+const SSE_OPENAI_CHAT: UsageSource = { kind: "sse", stream: "openai-chat" }
+const SSE_OPENAI_RESPONSES: UsageSource = { kind: "sse", stream: "openai-responses" }
+const SSE_ANTHROPIC: UsageSource = { kind: "sse", stream: "anthropic" }
+const SSE_GEMINI: UsageSource = { kind: "sse", stream: "gemini" }
 
 /**
  * Which tap a response needs, from the provider's type, the request path (query removed) and the response's
@@ -43,30 +51,32 @@ export const usageSource = (provider: ProviderType, path: string, contentType: s
   if (!sse && !json) return NONE
   if (provider === "openai") {
     if (path.endsWith("/chat/completions") || path.endsWith("/completions")) {
-      return sse ? { kind: "sse", stream: "openai-chat" } : { kind: "json", dialect: "openai" }
+      return sse ? SSE_OPENAI_CHAT : JSON_OPENAI
     }
     if (path.endsWith("/responses")) {
-      return sse ? { kind: "sse", stream: "openai-responses" } : { kind: "json", dialect: "openai" }
+      return sse ? SSE_OPENAI_RESPONSES : JSON_OPENAI
     }
-    if (path.endsWith("/embeddings") && json) return { kind: "json", dialect: "openai" }
+    if (path.endsWith("/embeddings") && json) return JSON_OPENAI
     return NONE
   }
   if (provider === "anthropic") {
     if (!path.endsWith("/messages")) return NONE
-    return sse ? { kind: "sse", stream: "anthropic" } : { kind: "json", dialect: "anthropic" }
+    return sse ? SSE_ANTHROPIC : JSON_ANTHROPIC
   }
   const colon = path.lastIndexOf(":")
   const action = colon < 0 ? "" : path.slice(colon + 1)
   if (action === "generateContent" || action === "embedContent" || action === "batchEmbedContents") {
-    return json ? { kind: "json", dialect: "gemini" } : NONE
+    return json ? JSON_GEMINI : NONE
   }
   if (action === "streamGenerateContent") {
-    return sse ? { kind: "sse", stream: "gemini" } : { kind: "json", dialect: "gemini" }
+    return sse ? SSE_GEMINI : JSON_GEMINI
   }
   return NONE
 }
 
 const MODEL = Buffer.from('"model"')
+/** The last request model read: requests name the same few models, so most reads make no new string. */
+const requestModels = new StringMemo()
 
 /**
  * The request's model as a bounded label: Gemini names it in the path (`/v1beta/models/{model}:action`), the
@@ -86,5 +96,5 @@ export const requestModel = (provider: ProviderType, path: string, body: Buffer 
     return modelLabelOf(name)
   }
   if (body === undefined) return "unknown"
-  return modelLabelOf(findString(body, MODEL, 0, body.length))
+  return modelLabelOf(findString(body, MODEL, 0, body.length, requestModels))
 }

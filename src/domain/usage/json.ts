@@ -4,7 +4,7 @@
 // nothing the client receives waits for it. A gzip/deflate/br body is decoded here (asynchronously, bounded) only
 // to read the usage; the client still receives the encoded bytes.
 import { brotliDecompress, gunzip, inflate, inflateRaw } from "node:zlib"
-import { findObject, findString } from "./scan.js"
+import { findObject, findString, StringMemo } from "./scan.js"
 import type { SseUsageResult } from "./sse.js"
 import { fromDialect, modelLabel, parseObject, type Usage, type UsageDialect } from "./usage.js"
 
@@ -30,6 +30,8 @@ const USAGE = Buffer.from('"usage"')
 const USAGE_METADATA = Buffer.from('"usageMetadata"')
 const MODEL = Buffer.from('"model"')
 const MODEL_VERSION = Buffer.from('"modelVersion"')
+/** The last response model read (its own memory: a response names another model than its request). */
+const responseModels = new StringMemo()
 
 export type Coding = "identity" | "gzip" | "deflate" | "br" | "unsupported"
 
@@ -50,13 +52,16 @@ export const usageFromJson = (dialect: UsageDialect, head: Buffer, tail: Buffer 
   const key = dialect === "gemini" ? MODEL_VERSION : MODEL
   // Most put the model first; embeddings put it after the vectors, so a large body may have it in its tail only.
   const model =
-    findString(head, key, 0, head.length) ?? (tail === head ? undefined : findString(tail, key, 0, tail.length))
+    findString(head, key, 0, head.length, responseModels) ??
+    (tail === head ? undefined : findString(tail, key, 0, tail.length, responseModels))
   return {
     usage: raw === undefined ? undefined : fromDialect(dialect, raw),
     responseModel: modelLabel(model),
     firstContentAt: undefined
   }
 }
+
+const NO_OPTIONS: JsonTapOptions = {}
 
 const NO_USAGE: SseUsageResult = { usage: undefined, responseModel: "unknown", firstContentAt: undefined }
 
@@ -78,14 +83,16 @@ export class JsonUsageTap {
   private readonly tailBytes: number
   private readonly maxEncoded: number
   private readonly maxDecoded: number
-  private chunks: Buffer[] = []
+  // The body's chunks: the first alone in `only` (a usual JSON answer is one chunk: no array), then `chunks`.
+  private only: Buffer | undefined = undefined
+  private chunks: Buffer[] | undefined = undefined
   private bytes = 0
   private head: Buffer | undefined
   private overflow = false
 
   constructor(
     private readonly dialect: UsageDialect,
-    opts: JsonTapOptions = {}
+    opts: JsonTapOptions = NO_OPTIONS
   ) {
     this.coding = codingOf(opts.contentEncoding)
     this.tailBytes = opts.tailBytes ?? 1024 * 1024
@@ -96,22 +103,34 @@ export class JsonUsageTap {
   /** Keeps a reference to `chunk` (the caller must not reuse it). Never throws. */
   push(chunk: Buffer): void {
     if (this.overflow || this.coding === "unsupported") return
-    this.chunks.push(chunk)
+    if (this.chunks !== undefined) this.chunks.push(chunk)
+    else if (this.only === undefined) this.only = chunk
+    else {
+      this.chunks = [this.only, chunk]
+      this.only = undefined
+    }
     this.bytes += chunk.length
     if (this.coding !== "identity") {
       // An encoded body cannot be read from its tail: past the limit, give up (no usage) rather than hold more.
       if (this.bytes > this.maxEncoded) {
         this.overflow = true
-        this.chunks = []
+        this.only = undefined
+        this.chunks = undefined
       }
       return
     }
     if (this.bytes <= HEAD_BYTES + this.tailBytes) return
     // Identity body grown large: keep its head (for the model) and a rolling tail (for the usage).
-    if (this.head === undefined) this.head = Buffer.concat(this.chunks).subarray(0, HEAD_BYTES)
-    while (this.chunks.length > 1 && this.bytes - this.chunks[0].length >= this.tailBytes) {
-      this.bytes -= this.chunks[0].length
-      this.chunks.shift()
+    const chunks = this.chunks
+    if (chunks === undefined) {
+      // one chunk larger than head + tail: its head is a view of it
+      if (this.head === undefined && this.only !== undefined) this.head = this.only.subarray(0, HEAD_BYTES)
+      return
+    }
+    if (this.head === undefined) this.head = Buffer.concat(chunks).subarray(0, HEAD_BYTES)
+    while (chunks.length > 1 && this.bytes - chunks[0].length >= this.tailBytes) {
+      this.bytes -= chunks[0].length
+      chunks.shift()
     }
   }
 
@@ -120,10 +139,13 @@ export class JsonUsageTap {
    * the same turn); a promise that resolves (never rejects) once an encoded body is decoded.
    */
   finish(): SseUsageResult | Promise<SseUsageResult> {
+    const only = this.only
     const chunks = this.chunks
-    this.chunks = []
-    if (this.overflow || this.coding === "unsupported" || chunks.length === 0) return NO_USAGE
-    const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
+    this.only = undefined
+    this.chunks = undefined
+    if (this.overflow || this.coding === "unsupported") return NO_USAGE
+    const body = only ?? (chunks === undefined ? undefined : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks))
+    if (body === undefined) return NO_USAGE
     if (this.coding === "identity") return usageFromJson(this.dialect, this.head ?? body, body)
     const dialect = this.dialect
     return decode(this.coding, body, this.maxDecoded).then((plain) =>

@@ -121,13 +121,15 @@ const MODEL_LABEL = /^[A-Za-z0-9._:/@+-]{1,100}$/
  */
 export const modelLabel = (raw: string | undefined): string => {
   if (raw === undefined) return "unknown"
-  // The same few names come again and again (request and response of each exchange): the last answer is kept.
-  if (raw === lastRaw) return lastLabel
+  // The same few names come again and again (each exchange's request and response name, which differ: a
+  // one-entry memory missed every time): answers are kept, up to LABELS_KEPT names (then forgotten at once).
+  let label = labels.get(raw)
+  if (label !== undefined) return label
   const name = raw.startsWith("models/") ? raw.slice(7) : raw
-  const label = MODEL_LABEL.test(name) ? name : "unknown"
-  lastRaw = raw
-  lastLabel = label
+  label = MODEL_LABEL.test(name) ? name : "unknown"
+  if (labels.size >= LABELS_KEPT) labels.clear()
+  labels.set(raw, label)
   return label
 }
-let lastRaw = ""
-let lastLabel = "unknown"
+const LABELS_KEPT = 256
+const labels = new Map<string, string>()

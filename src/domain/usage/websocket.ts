@@ -37,12 +37,16 @@ export interface RealtimeUsageResult {
   responseModel: string
   /** `response.done` events counted */
   responses: number
-  /** false when the tap gave up (a frame it cannot read, a limit passed): the figures are then a lower bound */
+  /**
+   * false when the figures are a lower bound: the tap gave up (a frame it cannot read, a limit passed), or a
+   * response was still in progress when the session ended (a `response.created` without its `response.done`:
+   * its tokens are billed but never reported)
+   */
   complete: boolean
 }
 
 const TRAILER = Buffer.from([0x00, 0x00, 0xff, 0xff])
-const INTERESTING = /"type"\s*:\s*"(?:response\.done|session\.created|session\.updated)"/
+const INTERESTING = /"type"\s*:\s*"(?:response\.done|response\.created|session\.created|session\.updated)"/
 const USAGE = Buffer.from('"usage"')
 const TYPE = Buffer.from('"type"')
 const MODEL = Buffer.from('"model"')
@@ -121,6 +125,9 @@ export class WsUsageTap {
   // results
   private usage: Usage | undefined
   private responses = 0
+  // `response.created` and `response.done` events seen: fewer done than created, a response was cut
+  private created = 0
+  private ended = 0
   private model: string | undefined
   private failed = false
   private closed = false
@@ -284,7 +291,9 @@ export class WsUsageTap {
   /** A complete interesting event (its first bytes named one). */
   private event(text: Buffer): void {
     const type = findString(text, TYPE, 0, text.length)
-    if (type === "response.done") {
+    if (type === "response.created") this.created++
+    else if (type === "response.done") {
+      this.ended++
       const span = findObject(text, USAGE, 0, text.length, true)
       const raw = span === undefined ? undefined : parseObject(text.toString("utf8", span.start, span.end))
       if (raw === undefined) return
@@ -306,7 +315,7 @@ export class WsUsageTap {
         usage: this.usage,
         responseModel: modelLabel(this.model),
         responses: this.responses,
-        complete: !this.failed
+        complete: !this.failed && this.ended >= this.created
       }
     }
     if (this.failed || (!this.busy && this.queue.length === 0)) return Promise.resolve(result())

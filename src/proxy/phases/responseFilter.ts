@@ -49,9 +49,18 @@ const headerValue = (
   const len = name.length
   for (let i = 0; i < headers.length; i += 2) {
     const n = headers[i]
-    if (n.length === len && (n === name || n.toLowerCase() === name)) return headers[i + 1]
+    if (n.length === len && (n === name || sameLower(n, name))) return headers[i + 1]
   }
   return undefined
+}
+
+/** Whether `n` lower-cased is `lower` (same length; ASCII letters only fold, as HTTP field names need): no copy. */
+const sameLower = (n: string, lower: string): boolean => {
+  for (let i = 0; i < n.length; i++) {
+    const c = n.charCodeAt(i)
+    if ((c >= 0x41 && c <= 0x5a ? c | 0x20 : c) !== lower.charCodeAt(i)) return false
+  }
+  return true
 }
 
 const isEventStream = (type: string | undefined): boolean =>
