@@ -118,7 +118,7 @@ export class WsExchange extends Exchange {
     const kind = reasonOf(e)
     this.status = statusOf(kind)
     this.outcome = outcomeOf(kind)
-    const refusal = this.refusal
+    const refusal = this.retryState?.refusal
     if (kind === "coolingDown" && refusal !== undefined)
       return this.sink.reply((out) => sendCoolingRefusal(out, refusal, this.requestId))
     this.sink.fail(e)
@@ -203,7 +203,7 @@ export class WsExchange extends Exchange {
 
     req.on("upgrade", (res: http.IncomingMessage, upSocket: net.Socket, head: Buffer) => {
       done()
-      this.ttfbMs = performance.now() - this.startedAt
+      this.ttfbMs = this.sinceStart()
       this.ctx.health.connected(identity.providerId)
       if (!this.settle()) {
         upSocket.destroy()
@@ -227,7 +227,7 @@ export class WsExchange extends Exchange {
     })
     req.on("response", (res: http.IncomingMessage) => {
       done()
-      this.ttfbMs = performance.now() - this.startedAt
+      this.ttfbMs = this.sinceStart()
       this.ctx.health.connected(identity.providerId)
       // SPEC §11: a refused handshake with a retryable status goes to another identity while there is one.
       answered = true
