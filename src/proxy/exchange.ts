@@ -185,6 +185,15 @@ export abstract class Exchange {
     return true
   }
 
+  /**
+   * The last attempt failed before any answer (no connection, a `$(command)` key that failed, a reset) and no other
+   * is tried: the client gets `e`, the proxy's own refusal. HTTP and WebSocket override it to relay instead the
+   * answer an earlier attempt kept, when there is one (SPEC §11: every attempt failed, one with an answer).
+   */
+  failAttempt(e: ErrorKind | ProxyError): void {
+    this.refuse(e)
+  }
+
   /** Phase 6 (dispatch), with `identity`, `path` and `key` set: the protocol's own. */
   abstract dispatch(): void
 

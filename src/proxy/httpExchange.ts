@@ -388,8 +388,12 @@ export class HttpExchange
       code: c.code,
       error: err.message
     })
+    this.failAttempt(c)
+  }
+
+  override failAttempt(e: ErrorKind | ProxyError): void {
     const last = this.retryState?.lastAnswer
-    if (last === undefined) return this.refuse(c)
+    if (last === undefined) return this.refuse(e)
     // SPEC §11: every attempt failed, one with an answer: the client gets that answer as it came.
     this.finished = true
     this.responded = true

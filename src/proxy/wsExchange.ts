@@ -12,10 +12,11 @@ import type { WsUsageTap } from "../domain/usage/websocket.js"
 import { classifyUpstreamError, type ErrorKind, type ProxyError, reasonOf, statusOf } from "../errors.js"
 import type { ProxyContext } from "./context.js"
 import { Exchange, outcomeOf } from "./exchange.js"
-import { coolDown, sendCoolingRefusal } from "./phases/retry.js"
+import { coolDown, nextAttempt, sendCoolingRefusal } from "./phases/retry.js"
 import { route } from "./phases/route.js"
 import { upstreamHeaders, upstreamPath } from "./phases/upstreamRequest.js"
 import { countRelay, isRealtime, realtimeQueryModel, realtimeTap, settleRealtime } from "./relayTap.js"
+import { type HeldAnswer, KEEP_LIMIT, relayHeld } from "./responseGate.js"
 import { codedError, openUpstreamSocket } from "./socket.js"
 import {
   acceptFor,
@@ -124,14 +125,52 @@ export class WsExchange extends Exchange {
     this.sink.fail(e)
   }
 
-  /** A refused handshake: cool its key down on a rate limit; true when another identity's attempt was started. */
+  /** The last attempt failed without an answer: an earlier refused handshake that was kept, else `e` (SPEC §11). */
+  override failAttempt(e: ErrorKind | ProxyError): void {
+    const kept = this.retryState?.lastAnswer
+    if (kept === undefined) return this.refuse(e)
+    if (!this.settle()) return
+    this.status = kept.status
+    this.sink.reply((out) => relayHeld(out, "stream" in out, kept, this.requestId))
+  }
+
+  /**
+   * A refused handshake: cool its key down on a rate limit; true when another identity is tried. As for HTTP, the
+   * refusal is read to its end first (at most KEEP_LIMIT bytes: a larger one is dropped, not kept) and kept as the
+   * last answer, relayed if every later attempt fails without one; then the next attempt starts.
+   */
   private retryRefused(res: http.IncomingMessage): boolean {
     const status = res.statusCode ?? 502
     coolDown(this, status, res.rawHeaders)
-    if (!this.router.snapshot.retry.onStatus.includes(status) || !this.retry("status", status, true)) return false
-    res.on("error", () => undefined)
-    res.once("end", () => res.socket?.destroy())
-    res.resume()
+    if (!this.router.snapshot.retry.onStatus.includes(status)) return false
+    const delay = nextAttempt(this, "status", status, true)
+    if (delay < 0) return false
+    const answer: HeldAnswer = {
+      status,
+      statusText: res.statusMessage ?? "",
+      raw: res.rawHeaders,
+      chunks: [],
+      protocol: "http/1.1"
+    }
+    let bytes = 0
+    let next = true
+    const attemptNext = (keep: boolean) => {
+      if (!next) return
+      next = false
+      res.socket?.destroy()
+      const state = this.retrying()
+      if (keep) state.lastAnswer = answer
+      state.waitMs = delay
+      if (!this.cancelled) this.attempt()
+    }
+    res.on("data", (c: Buffer) => {
+      bytes += c.length
+      if (bytes <= KEEP_LIMIT) answer.chunks.push(c)
+      else attemptNext(false)
+    })
+    res.on("error", () => attemptNext(false))
+    res.once("end", () => attemptNext(true))
+    res.once("close", () => attemptNext(false))
     return true
   }
 
@@ -253,7 +292,7 @@ export class WsExchange extends Exchange {
       if (c.connectFailure && !opened) {
         if (this.retry("connect", 0, true)) return
       } else if (c.code !== "UND_ERR_HEADERS_TIMEOUT" && this.retry("reset", 0, true)) return
-      this.refuse(c)
+      this.failAttempt(c)
     })
     req.end()
   }
