@@ -27,7 +27,8 @@ export interface ProxyServices {
   /**
    * Whether an exchange started on this snapshot is timed: it reads the clock at its start and at its response
    * head (`startedAt`, `ttfbMs`, and the log phase's duration, `ttftMs` from them). An exchange nobody times reads
-   * no clock (~50 ns a read) and its timings are 0. Absent: timed whenever `onEnd` is set, so an embedder's sink
+   * no clock (~50 ns a read) and measures nothing (`startedAt` 0, `ttfbMs` 0 once a head arrived, `ttftMs`
+   * meaningless). Absent: timed whenever `onEnd` is set, so an embedder's sink
    * always gets them. The services' request path (services/RequestPath.ts) times exactly when its access log or
    * metrics will read them. The limits' settlement needs no clock: `ttfbMs >= 0` (a head arrived) holds either way.
    */

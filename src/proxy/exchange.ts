@@ -3,7 +3,8 @@
 // request started with, its id, the client's host/target and key, the chosen identity and its credential, the
 // attempts, timings and outcome. HTTP, WebSocket and CONNECT each extend it with their own dispatch; the steps
 // they share (select → credential → dispatch, fail-over on a connect error, log once) are here and in phases/.
-// A class with fields, so a request costs one object for all of it.
+// A class with fields, so a request costs one object for all of it; state few requests need (the retry state) is in
+// a side object made on first use, so the common request does not carry it.
 import type * as Redacted from "effect/Redacted"
 import type { ProviderType } from "../config/types.js"
 import type { FailureKind } from "../domain/retry/index.js"
@@ -52,7 +53,7 @@ export abstract class Exchange {
   readonly requestId: string
   /**
    * `performance.now()` when the exchange began; 0 when nothing reads its timings (`ProxyContext.timed`): a clock
-   * read costs ~50 ns, and without an access log, metrics, limits or an embedder's `onEnd` nobody asks.
+   * read costs ~50 ns, and without an access log, recorded metrics or an embedder's `onEnd` nobody asks.
    */
   readonly startedAt: number = 0
   /** The request's host (lower-cased, no trailing dot) and port, set by the route phase. */
@@ -151,7 +152,7 @@ export abstract class Exchange {
     return this.retryState !== undefined && this.retryState.waitMs > 0
   }
 
-  /** One attempt: resolve the identity's credential, then dispatch (a failed command key is refused 502). */
+  /** One attempt: resolve the identity's credential, then dispatch (a failed command key: `failAttempt`). */
   attempt(): void {
     if (this.mustWait) return this.wait()
     this.attempts++
