@@ -12,7 +12,7 @@ import type { WsUsageTap } from "../domain/usage/websocket.js"
 import { classifyUpstreamError, type ErrorKind, type ProxyError, reasonOf, statusOf } from "../errors.js"
 import type { ProxyContext } from "./context.js"
 import { Exchange, outcomeOf } from "./exchange.js"
-import { coolDown, nextAttempt, sendCoolingRefusal } from "./phases/retry.js"
+import { coolDown, sendCoolingRefusal } from "./phases/retry.js"
 import { route } from "./phases/route.js"
 import { upstreamHeaders, upstreamPath } from "./phases/upstreamRequest.js"
 import { countRelay, isRealtime, realtimeQueryModel, realtimeTap, settleRealtime } from "./relayTap.js"
@@ -135,16 +135,18 @@ export class WsExchange extends Exchange {
   }
 
   /**
-   * A refused handshake: cool its key down on a rate limit; true when another identity is tried. As for HTTP, the
-   * refusal is read to its end first (at most KEEP_LIMIT bytes: a larger one is dropped, not kept) and kept as the
-   * last answer, relayed if every later attempt fails without one; then the next attempt starts.
+   * A refused handshake: cool its key down on a rate limit; true when another identity's attempt was started. The
+   * refusal is kept as the last answer once read to its end (at most KEEP_LIMIT bytes; a larger one is not kept),
+   * relayed if every later attempt fails without one (SPEC §11). The next attempt does not wait for that read: a
+   * handshake's upstream socket has no body timeout, so a refusal whose body stalls must hold nothing up. A refusal
+   * still unread when the last attempt fails is not relayed (then the proxy's 502/504, as before), and one read
+   * after a later attempt was answered is not kept over that newer answer.
    */
   private retryRefused(res: http.IncomingMessage): boolean {
     const status = res.statusCode ?? 502
     coolDown(this, status, res.rawHeaders)
-    if (!this.router.snapshot.retry.onStatus.includes(status)) return false
-    const delay = nextAttempt(this, "status", status, true)
-    if (delay < 0) return false
+    if (!this.router.snapshot.retry.onStatus.includes(status) || !this.retry("status", status, true)) return false
+    const next = this.attempts + 1
     const answer: HeldAnswer = {
       status,
       statusText: res.statusMessage ?? "",
@@ -153,24 +155,17 @@ export class WsExchange extends Exchange {
       protocol: "http/1.1"
     }
     let bytes = 0
-    let next = true
-    const attemptNext = (keep: boolean) => {
-      if (!next) return
-      next = false
-      res.socket?.destroy()
-      const state = this.retrying()
-      if (keep) state.lastAnswer = answer
-      state.waitMs = delay
-      if (!this.cancelled) this.attempt()
-    }
     res.on("data", (c: Buffer) => {
       bytes += c.length
       if (bytes <= KEEP_LIMIT) answer.chunks.push(c)
-      else attemptNext(false)
+      else res.destroy()
     })
-    res.on("error", () => attemptNext(false))
-    res.once("end", () => attemptNext(true))
-    res.once("close", () => attemptNext(false))
+    res.on("error", () => undefined)
+    res.once("end", () => {
+      res.socket?.destroy()
+      // the attempt after this one is still the last (no newer answer can have been kept)
+      if (bytes <= KEEP_LIMIT && this.attempts <= next) this.retrying().lastAnswer = answer
+    })
     return true
   }
 
