@@ -16,6 +16,7 @@
 //        --builds "NAME=DIR;..." (extra targets build:NAME = DIR/dist/main.js, another checkout's build, for
 //        before/after runs in one interleaved run; DIR must be built; build:NAME:obs-on, that build with the admin
 //        listener + access log + usage, is selected with --targets)
+//        --obs-off-builds NAME,... (those builds get openproxy-obs-off's config: `access_log: false`)
 //        --conf-variants "NAME=YAML;..." (extra targets conf:NAME = this build with YAML appended to its config,
 //        `\n` for a line break: e.g. "obs-off=access_log: false")
 import { execSync } from "node:child_process"
@@ -104,6 +105,13 @@ const namedList = (raw) =>
     .filter((v) => v.includes("="))
     .map((v) => ({ name: v.slice(0, v.indexOf("=")).trim(), value: v.slice(v.indexOf("=") + 1) }))
 const buildVariants = namedList(opt("builds", "")).map((b) => ({ name: `build:${b.name}`, dir: path.resolve(b.value) }))
+// builds (by NAME) that get the openproxy-obs-off config (`access_log: false`), for before/after runs of builds
+// that know the option: `--obs-off-builds base`
+const obsOffBuilds = new Set(
+  opt("obs-off-builds", "")
+    .split(",")
+    .filter((s) => s !== "")
+)
 const confVariants = namedList(opt("conf-variants", "")).map((c) => ({
   name: `conf:${c.name}`,
   yaml: c.value.replaceAll("\\n", "\n")
@@ -452,7 +460,8 @@ const main = async () => {
   }
   for (const b of buildVariants) {
     const port = await freePort()
-    const conf = confFor(b.name.replace(/[^a-z0-9-]/gi, "_"), { port })
+    const obs = obsOffBuilds.has(b.name.slice("build:".length)) ? "off" : undefined
+    const conf = confFor(b.name.replace(/[^a-z0-9-]/gi, "_"), { port, obs })
     const bin = path.join(b.dir, "dist/main.js")
     // another checkout's bin as installed (its own shebang flags); unavailable when that checkout is not built
     variantTargets[b.name] = fs.existsSync(bin)

@@ -18,15 +18,15 @@ const SECRETS = [ADMIN_KEY, CLIENT_KEY, DEFAULT_KEYS.openai]
 let mock: MockProvider
 let proxy: ProxyProcess
 let admin: number
+let file: string
+let yaml: string
 const sockets: Array<net.Socket> = []
 
 beforeAll(async () => {
   mock = await startMockProvider()
   const dir = await tempDir()
-  const file = path.join(dir, "workers.yml")
-  await writeFile(
-    file,
-    `http_port: ${await freePort()}
+  file = path.join(dir, "workers.yml")
+  yaml = `http_port: ${await freePort()}
 http_bind_address: 127.0.0.1
 workers: 2
 admin: {port: 0, auth_key: ${ADMIN_KEY}}
@@ -34,7 +34,7 @@ auth_keys: [{name: team-w, key: ${CLIENT_KEY}}]
 providers:
   - { type: openai, host: "127.0.0.1", endpoint: "127.0.0.1:${mock.port}", tls: false, api_key: ${DEFAULT_KEYS.openai} }
 `
-  )
+  await writeFile(file, yaml)
   proxy = await startProxyProcess(file)
   admin = Number(/admin listening address=\S+ port=(\d+)/.exec(proxy.output())?.[1])
 }, 30_000)
@@ -96,5 +96,26 @@ describe("admin port with workers: 2", () => {
       const body = (await h1(admin, { path: p, headers: auth })).text
       for (const s of SECRETS) expect({ p, leaked: body.includes(s) }).toEqual({ p, leaked: false })
     }
+  })
+
+  // last: it moves the port the tests above use
+  it("moves to the port a SIGHUP-reloaded config names, and closes the old one", async () => {
+    const moved = await freePort()
+    await writeFile(file, yaml.replace("admin: {port: 0,", `admin: {port: ${moved}, bind_address: 127.0.0.1,`))
+    proxy.child.kill("SIGHUP")
+    let status = 0
+    for (let i = 0; i < 100 && status !== 200; i++) {
+      status = await h1(moved, { path: "/readyz" }).then(
+        (r) => r.status,
+        () => 0
+      )
+      if (status !== 200) await sleep(100)
+    }
+    expect(status).toBe(200)
+    const old = await h1(admin, { path: "/readyz" }).then(
+      (r) => r.status,
+      () => 0
+    )
+    expect(old).toBe(0)
   })
 })

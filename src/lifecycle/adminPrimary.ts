@@ -4,17 +4,22 @@
 // healthy in every worker, in-flight summed, the latest error, every worker's key cool-downs: SPEC §11); /keys is
 // a worker's answer (the names from the config, the limits' figures from the store all workers share), or the
 // config's names when none answers. The primary re-reads the config on SIGHUP (as the workers do) and moves, opens
-// or closes the admin port as it says.
+// or closes the admin port as it says. The port is a scoped resource of the primary (closed with its scope, before
+// the workers drain) and reloads are a Stream it runs in a fiber; only the answers to the admin's HTTP handler
+// (askWorkers) stay promises, as that handler wants.
 import cluster from "node:cluster"
 import type * as http from "node:http"
 import * as Effect from "effect/Effect"
+import * as Ref from "effect/Ref"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import { AggregatorRegistry } from "prom-client"
 import type { AdminConfig, ConfigSnapshot } from "../config/types.js"
 import type { Logger } from "../log.js"
 import { type AdminSource, adminHandler, type ProviderView } from "../observability/adminHttp.js"
 import { keyViews } from "../observability/adminState.js"
 import { mergeCooldowns } from "../observability/cooldownView.js"
-import { listenAdmin } from "../services/Admin.js"
+import { type AdminListenError, listenAdmin } from "../services/Admin.js"
 import { ADMIN_REQUEST, ADMIN_RESPONSE, type WorkerAdminState } from "./adminWorker.js"
 
 /** How long the primary waits for the workers' answers. */
@@ -65,73 +70,89 @@ const mergeProviders = (answers: ReadonlyArray<WorkerAdminState>): ReadonlyArray
   return [...byId.values()].sort((a, b) => a.index - b.index)
 }
 
-export interface PrimaryAdmin {
-  readonly close: () => void
+/** The admin server the primary runs now, and the config it was bound with. */
+interface Bound {
+  readonly config: AdminConfig
+  readonly server: http.Server
 }
+
+const closeServer = (b: Bound | undefined): Effect.Effect<void> =>
+  Effect.sync(() => {
+    b?.server.close()
+    b?.server.closeAllConnections()
+  })
 
 /**
- * Starts the cluster's admin port from `load()` (the config as the workers read it); rejects when the first bind
- * fails. Re-reads on SIGHUP; a failed reload or bind is logged and changes nothing.
+ * Serves the cluster's admin port from `load()` (the config as the workers read it) while the scope is open, and
+ * closes it with the scope; fails when the first read or bind fails. Each element of `reloads` (the primary's
+ * SIGHUP) re-reads the config and moves, opens or closes the port as it says; a failed reload or bind is logged
+ * (the workers log why a config is refused) and changes nothing.
  */
-export const startPrimaryAdmin = async (load: () => Promise<ConfigSnapshot>, logger: Logger): Promise<PrimaryAdmin> => {
-  let snapshot = await load()
-  const aggregator = new AggregatorRegistry()
-  let asked = 0
-  const ask = () => askWorkers(asked++)
-  const source: AdminSource = {
-    authKey: () => snapshot.admin?.authKey,
-    metrics: async () => ({ contentType: aggregator.contentType, body: await aggregator.clusterMetrics() }),
-    readiness: async () => {
-      const { answers, asked: workers } = await ask()
-      if (workers === 0) return { ready: false, reason: "no worker running" }
-      if (answers.length < workers)
-        return { ready: false, reason: `${workers - answers.length} worker(s) did not answer` }
-      return answers.find((a) => !a.readiness.ready)?.readiness ?? { ready: true, reason: "" }
-    },
-    providers: async () => mergeProviders((await ask()).answers),
-    // Every worker reads the same limits store (the primary's memory, or Redis): the first answer is the view.
-    keys: async () => (await ask()).answers[0]?.keys ?? keyViews(snapshot)
-  }
-  const handler = adminHandler(source)
-  let current: { config: AdminConfig; server: http.Server } | undefined
-  const close = () => {
-    current?.server.close()
-    current?.server.closeAllConnections()
-    current = undefined
-  }
-  const bind = async (a: AdminConfig) => {
-    const server = await Effect.runPromise(listenAdmin(a, handler, logger))
-    close()
-    current = { config: a, server }
-    const info = server.address()
-    logger.log("info", "admin listening", {
-      address: a.bindAddress,
-      port: typeof info === "object" && info !== null ? info.port : a.port
-    })
-  }
-  if (snapshot.admin !== undefined) await bind(snapshot.admin)
-
-  const onHup = () => {
-    load().then(
-      async (next) => {
-        snapshot = next
-        const a = next.admin
-        if (a === undefined) return close()
-        if (current !== undefined && current.config.port === a.port && current.config.bindAddress === a.bindAddress)
-          return
-        await bind(a).catch((e: Error) =>
-          logger.log("error", "admin listener not changed, keeping the old one", { error: e.message })
-        )
+export const servePrimaryAdmin = (
+  load: () => Promise<ConfigSnapshot>,
+  logger: Logger,
+  reloads: Stream.Stream<unknown>
+): Effect.Effect<void, Error | AdminListenError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const read = Effect.tryPromise({ try: load, catch: (e) => e as Error })
+    // the admin handler's sources read the latest config synchronously (the auth key, /keys without workers)
+    let snapshot = yield* read
+    const aggregator = new AggregatorRegistry()
+    let asked = 0
+    const ask = () => askWorkers(asked++)
+    const source: AdminSource = {
+      authKey: () => snapshot.admin?.authKey,
+      metrics: async () => ({ contentType: aggregator.contentType, body: await aggregator.clusterMetrics() }),
+      readiness: async () => {
+        const { answers, asked: workers } = await ask()
+        if (workers === 0) return { ready: false, reason: "no worker running" }
+        if (answers.length < workers)
+          return { ready: false, reason: `${workers - answers.length} worker(s) did not answer` }
+        return answers.find((a) => !a.readiness.ready)?.readiness ?? { ready: true, reason: "" }
       },
-      // The workers log why the config is refused; the primary keeps its admin port as it is.
-      () => undefined
-    )
-  }
-  process.on("SIGHUP", onHup)
-  return {
-    close: () => {
-      process.removeListener("SIGHUP", onHup)
-      close()
+      providers: async () => mergeProviders((await ask()).answers),
+      // Every worker reads the same limits store (the primary's memory, or Redis): the first answer is the view.
+      keys: async () => (await ask()).answers[0]?.keys ?? keyViews(snapshot)
     }
-  }
-}
+    const handler = adminHandler(source)
+    const current = yield* Ref.make<Bound | undefined>(undefined)
+    yield* Effect.addFinalizer(() => Ref.getAndSet(current, undefined).pipe(Effect.flatMap(closeServer)))
+    /** Binds `a`, then closes the server it replaces (a failed bind keeps the old one). */
+    const bind = (a: AdminConfig) =>
+      listenAdmin(a, handler, logger).pipe(
+        Effect.flatMap((server) =>
+          Ref.getAndSet(current, { config: a, server }).pipe(
+            Effect.flatMap(closeServer),
+            Effect.zipRight(
+              Effect.sync(() => {
+                const info = server.address()
+                logger.log("info", "admin listening", {
+                  address: a.bindAddress,
+                  port: typeof info === "object" && info !== null ? info.port : a.port
+                })
+              })
+            )
+          )
+        )
+      )
+    if (snapshot.admin !== undefined) yield* bind(snapshot.admin)
+
+    const reload = Effect.gen(function* () {
+      snapshot = yield* read
+      const a = snapshot.admin
+      if (a === undefined) return yield* Ref.getAndSet(current, undefined).pipe(Effect.flatMap(closeServer))
+      const now = yield* Ref.get(current)
+      if (now !== undefined && now.config.port === a.port && now.config.bindAddress === a.bindAddress) return
+      yield* bind(a).pipe(
+        Effect.catchAll((e) =>
+          Effect.sync(() =>
+            logger.log("error", "admin listener not changed, keeping the old one", { error: e.message })
+          )
+        )
+      )
+    }).pipe(Effect.ignore)
+    yield* reloads.pipe(
+      Stream.runForEach(() => reload),
+      Effect.forkScoped
+    )
+  })

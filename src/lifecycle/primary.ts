@@ -18,7 +18,7 @@ import { serveClusterLimits } from "../limits/cluster.js"
 import { event, plain } from "../log.js"
 import { signals } from "../services/Reloader.js"
 import { proxyExecArgv } from "../v8flags.js"
-import { type PrimaryAdmin, startPrimaryAdmin } from "./adminPrimary.js"
+import { servePrimaryAdmin } from "./adminPrimary.js"
 import { replayPendingSignals } from "./signals.js"
 
 /** What a worker sends the primary once its listeners are up. */
@@ -78,7 +78,6 @@ export const runPrimary = (
       const state = yield* Ref.make<PrimaryState>({ phase: "starting", usr2Owed: false })
       const workers = new Map<Worker, WorkerInfo>()
       const exits = yield* Queue.unbounded<WorkerExit>()
-      let admin: PrimaryAdmin | undefined
       // The memory limits store the workers share (SPEC §12; workers with `limits.store: memory` call it over IPC).
       const limits = serveClusterLimits()
       const pids = () => [...workers.keys()].map((w) => w.process.pid).join(",")
@@ -165,7 +164,6 @@ export const runPrimary = (
       /** Drains every worker (each exits once its connections are done or its grace period is over). */
       const stopAll = Effect.gen(function* () {
         yield* Ref.update(state, (s) => ({ ...s, phase: "stopping" as const }))
-        admin?.close()
         yield* Effect.async<void>((resume) => {
           if (workers.size === 0) return resume(Effect.void)
           for (const w of workers.keys()) w.once("exit", () => workers.size === 0 && resume(Effect.void))
@@ -198,9 +196,8 @@ export const runPrimary = (
 
       yield* Effect.gen(function* () {
         yield* forkAll
-        if (loadConfig !== undefined) {
-          admin = yield* Effect.tryPromise({ try: () => startPrimaryAdmin(loadConfig, log), catch: (e) => e as Error })
-        }
+        // scoped: closed by this scope's finalizers before stopAll (added earlier) drains the workers
+        if (loadConfig !== undefined) yield* servePrimaryAdmin(loadConfig, log, yield* signals("SIGHUP"))
         const owed = yield* Ref.modify(state, (s): [boolean, PrimaryState] => [
           s.usr2Owed,
           { phase: "running", usr2Owed: false }

@@ -24,7 +24,12 @@ export interface RequestIds {
 /** One generator per process (held by the service that owns the request path, not a module global). */
 export const makeRequestIds = (prefix: string = randomBytes(9).toString("base64url")): RequestIds => {
   let counter = 0
-  const next = () => `${prefix}-${(counter++).toString(36)}`
+  // `.trim()` (there is nothing to trim) hands the id on flattened. V8 builds `a-b` as a rope (a cons string), and
+  // Node checks every response header value with a regular expression, which copies a rope through the runtime
+  // first: ~250 → ~155 ns per id with the check on Node 20, ~125 → ~80 ns on Node 22 (micro-benchmark). The access
+  // line and the head's encoding read the flat string too. A result that is used cannot be optimized away (a bare
+  // `charCodeAt(0)` could be).
+  const next = () => `${prefix}-${(counter++).toString(36)}`.trim()
   return {
     next,
     // Several x-request-id headers: none of them is trusted (which one would a log reader expect?).

@@ -3,11 +3,12 @@
 // request started with, its id, the client's host/target and key, the chosen identity and its credential, the
 // attempts, timings and outcome. HTTP, WebSocket and CONNECT each extend it with their own dispatch; the steps
 // they share (select → credential → dispatch, fail-over on a connect error, log once) are here and in phases/.
-// A class with fields, so a request costs one object for all of it.
+// A class with fields, so a request costs one object for all of it; state few requests need (the retry state) is in
+// a side object made on first use, so the common request does not carry it.
 import type * as Redacted from "effect/Redacted"
 import type { ProviderType } from "../config/types.js"
-import type { CoolingRefusal, CoolingView, FailureKind } from "../domain/retry/index.js"
-import type { Avoid, Identity, Router } from "../domain/router.js"
+import type { FailureKind } from "../domain/retry/index.js"
+import type { Identity, Router } from "../domain/router.js"
 import type { Usage } from "../domain/usage/usage.js"
 import { type ErrorKind, type ProxyError, Refused } from "../errors.js"
 import { refusalMessage } from "../limits/headers.js"
@@ -16,7 +17,7 @@ import type { ProxyContext } from "./context.js"
 import { admit, type LimitsHold, type Refusal } from "./phases/admit.js"
 import { resolveCredential } from "./phases/credential.js"
 import { logEnd } from "./phases/log.js"
-import { nextAttempt } from "./phases/retry.js"
+import { nextAttempt, RetryState } from "./phases/retry.js"
 import { select } from "./phases/select.js"
 
 /** How the client reached us (the access log's `protocol`, SPEC §10). */
@@ -46,11 +47,15 @@ export const noteClient = (ex: Exchange, socket: ClientSocket): void => {
   if ((socket as { encrypted?: boolean }).encrypted === true) ex.listener = "https"
 }
 
-export abstract class Exchange implements Avoid {
+export abstract class Exchange {
   /** The router the request started with: every attempt (and a fail-over) reads this snapshot (SPEC §7). */
   readonly router: Router
   readonly requestId: string
-  readonly startedAt: number = performance.now()
+  /**
+   * `performance.now()` when the exchange began; 0 when nothing reads its timings (`ProxyContext.timed`): a clock
+   * read costs ~50 ns, and without an access log, recorded metrics or an embedder's `onEnd` nobody asks.
+   */
+  readonly startedAt: number = 0
   /** The request's host (lower-cased, no trailing dot) and port, set by the route phase. */
   hostName = ""
   port = 0
@@ -68,19 +73,14 @@ export abstract class Exchange implements Avoid {
   /** The provider credential of the current attempt (resolved by the credential phase). */
   key: Redacted.Redacted<string> | undefined = undefined
   attempts = 0
-  /** Providers tried and failed to connect to: a fail-over never selects them again. */
-  excluded: Set<string> | undefined = undefined
-  /** Identities (`Identity.id`) tried by this request: a retry never selects them again (SPEC §11). */
-  tried: Set<string> | undefined = undefined
-  /** Epoch ms of the last selection (the router's `Avoid`). */
-  now = 0
-  /** Wait before the next attempt: the identity selected is cooling down for this long (within `retry.max_wait`). */
-  waitMs = 0
-  /** The proxy's 429 when every key of the route is cooling down (the refusal `coolingDown`). */
-  refusal: CoolingRefusal | undefined = undefined
+  /** Tried identities, excluded providers, a cool-down wait, a kept answer (SPEC §11): see `retrying()`. */
+  retryState: RetryState | undefined = undefined
   /** The status the client received (0 until a head went out). */
   status = 0
-  /** Upstream time to first byte of the response head (ms since start), negative until one arrived. */
+  /**
+   * Upstream time to first byte of the response head (ms since start, `sinceStart()`), negative until one arrived
+   * (0 when the exchange is not timed: the limits' settlement still reads that a head arrived).
+   */
   ttfbMs = -1
   outcome: Outcome = "ok"
   /** The model the client asked for (a bounded label, SPEC §10); undefined when not known. */
@@ -111,6 +111,12 @@ export abstract class Exchange implements Avoid {
   ) {
     this.router = ctx.router()
     this.requestId = requestId ?? ctx.requestIds.next()
+    if (ctx.timed(this.router.snapshot)) this.startedAt = performance.now()
+  }
+
+  /** Milliseconds since the exchange began; 0 when it is not timed (no clock read then). */
+  sinceStart(): number {
+    return this.startedAt === 0 ? 0 : performance.now() - this.startedAt
   }
 
   /** Phases 4 then 3 (select, admit) for the first attempt; a refusal is answered, else the credential phase runs. */
@@ -135,22 +141,29 @@ export abstract class Exchange implements Avoid {
     return select(this)
   }
 
-  /** The cool-down registry, as the router's `Avoid` reads it. */
-  get cooling(): CoolingView {
-    return this.ctx.cooldowns
+  /** The retry state, made on first use (a request that is never retried nor cooled never makes it). */
+  retrying(): RetryState {
+    if (this.retryState === undefined) this.retryState = new RetryState(this.ctx.cooldowns)
+    return this.retryState
   }
 
-  /** One attempt: resolve the identity's credential, then dispatch (a failed command key is refused 502). */
+  /** Whether the selected identity is cooling down: its attempt waits `retryState.waitMs` first (`wait`). */
+  protected get mustWait(): boolean {
+    return this.retryState !== undefined && this.retryState.waitMs > 0
+  }
+
+  /** One attempt: resolve the identity's credential, then dispatch (a failed command key: `failAttempt`). */
   attempt(): void {
-    if (this.waitMs > 0) return this.wait()
+    if (this.mustWait) return this.wait()
     this.attempts++
     resolveCredential(this)
   }
 
   /** The selected identity is cooling down for `waitMs` (within `retry.max_wait`): its attempt starts after. */
   protected wait(): void {
-    const ms = this.waitMs
-    this.waitMs = 0
+    const state = this.retrying()
+    const ms = state.waitMs
+    state.waitMs = 0
     // the client may leave meanwhile (the log phase released its slot): no attempt then (a tunnel would connect)
     setTimeout(() => {
       if (!this.ended) this.attempt()
@@ -166,11 +179,20 @@ export abstract class Exchange implements Avoid {
   retry(kind: FailureKind, status: number, replayable: boolean): boolean {
     const delay = nextAttempt(this, kind, status, replayable)
     if (delay < 0) return false
-    this.waitMs = delay
+    this.retrying().waitMs = delay
     setImmediate(() => {
       if (!this.ended) this.attempt()
     })
     return true
+  }
+
+  /**
+   * The last attempt failed before any answer (no connection, a `$(command)` key that failed, a reset) and no other
+   * is tried: the client gets `e`, the proxy's own refusal. HTTP and WebSocket override it to relay instead the
+   * answer an earlier attempt kept, when there is one (SPEC §11: every attempt failed, one with an answer).
+   */
+  failAttempt(e: ErrorKind | ProxyError): void {
+    this.refuse(e)
   }
 
   /** Phase 6 (dispatch), with `identity`, `path` and `key` set: the protocol's own. */

@@ -29,7 +29,7 @@ import { upstreamHeaders, upstreamPath } from "./phases/upstreamRequest.js"
 import { fixContentLength, injectUsage } from "./phases/usageInjection.js"
 import { safeToReplay } from "./replay.js"
 import { abortClient, type ClientResponse, sendError } from "./respond.js"
-import { type HeldAnswer, type ResponseGate, relayHeld } from "./responseGate.js"
+import { type HeldAnswer, relayHeld } from "./responseGate.js"
 import type { ConnectionAware, TrackedClient, Upstream, UpstreamConnection } from "./upstreams.js"
 
 export class HttpExchange
@@ -57,12 +57,8 @@ export class HttpExchange
   answered = false
   /** The body can be sent again on a retry (none, or gathered and at most `retry.max_body_bytes`; SPEC §11). */
   replayable = true
-  /** Set while the attempt's response is discarded (retryable status) or held (first-token window). */
-  gate: ResponseGate | undefined = undefined
-  /** The attempt's final head went through the retry step already. */
+  /** The attempt's final head went through the retry step already (a gate, if any, is in `retryState`). */
   private gated = false
-  /** The last upstream answer a retry did not relay: relayed when every later attempt fails without one. */
-  lastAnswer: HeldAnswer | undefined = undefined
   /** Phase 7's state (phases/responseFilter.ts): the usage tap, the usage-chunk strip, the open-stream gauge. */
   tap: ResponseUsageTap | undefined = undefined
   strip: UsageChunkFilter | undefined = undefined
@@ -131,8 +127,8 @@ export class HttpExchange
     const kind = reasonOf(e)
     this.status = statusOf(kind)
     this.outcome = outcomeOf(kind)
-    if (kind === "coolingDown" && this.refusal !== undefined)
-      return sendCoolingRefusal(this.res, this.refusal, this.requestId)
+    const refusal = this.retryState?.refusal
+    if (kind === "coolingDown" && refusal !== undefined) return sendCoolingRefusal(this.res, refusal, this.requestId)
     this.bytesOut += sendError(this.res, e, close, this.requestId)
   }
 
@@ -207,11 +203,14 @@ export class HttpExchange
       // SPEC §11: a retryable status is not relayed while another identity can answer; a stream under the
       // first-token deadline is held until its first content event.
       this.gated = true
-      this.gate = retryGate(this, status, raw, resume, statusText)
-      if (this.gate !== undefined) return true
+      const gate = retryGate(this, status, raw, resume, statusText)
+      if (gate !== undefined) {
+        this.retrying().gate = gate
+        return true
+      }
     }
     this.responded = true
-    this.ttfbMs = performance.now() - this.startedAt
+    this.ttfbMs = this.sinceStart()
     this.upstreamProtocol = this.upstream?.protocol
     this.ctx.health.connected(this.identity!.providerId)
     const res = this.res
@@ -253,7 +252,8 @@ export class HttpExchange
   }
 
   onData(chunk: Buffer): boolean {
-    if (this.gate !== undefined) return this.gate.data(chunk)
+    const gate = this.retryState?.gate
+    if (gate !== undefined) return gate.data(chunk)
     const tap = this.tap
     if (tap !== undefined) tap.push(chunk)
     if (this.strip !== undefined) {
@@ -271,7 +271,8 @@ export class HttpExchange
 
   /** Trailers: raw pairs on HTTP/1.1 (typed so by undici), an object on HTTP/2 (what undici really passes). */
   onComplete(trailers: Array<string> | null): void {
-    if (this.gate !== undefined) return this.gate.complete(trailers)
+    const gate = this.retryState?.gate
+    if (gate !== undefined) return gate.complete(trailers)
     this.done()
     this.finished = true
     if (this.isH2 && trailers !== null && !Array.isArray(trailers)) {
@@ -288,7 +289,8 @@ export class HttpExchange
 
   onError(err: Error): void {
     this.done()
-    if (this.gate !== undefined) return this.gate.error(err)
+    const gate = this.retryState?.gate
+    if (gate !== undefined) return gate.error(err)
     const provider = this.identity!.provider.index
     if (this.responded && this.clientGone) {
       // The client left mid-response (a cancelled generation, a closed tab): the upstream request was aborted on
@@ -348,17 +350,18 @@ export class HttpExchange
 
   /** A gated attempt is over: keep its answer (if any) and start the next attempt after `delayMs`. */
   nextAfterGate(answer: HeldAnswer | undefined, delayMs: number): void {
-    this.gate = undefined
+    const state = this.retrying()
+    state.gate = undefined
     this.done()
-    if (answer !== undefined) this.lastAnswer = answer
+    if (answer !== undefined) state.lastAnswer = answer
     if (this.clientGone || this.finished) return
-    this.waitMs = delayMs
+    state.waitMs = delayMs
     setImmediate(() => this.attempt())
   }
 
   /** A held stream failed before its first content event (nothing sent): retried like a reset before the head. */
   gateFailed(err: Error): void {
-    this.gate = undefined
+    this.retrying().gate = undefined
     if (this.clientGone || this.finished) return
     if (this.retry("reset", 0, this.replayable)) return
     this.fail(classifyUpstreamError(err), err)
@@ -366,7 +369,7 @@ export class HttpExchange
 
   /** Releases a held stream: its head and held chunks go through the usual callbacks. */
   releaseHeld(status: number, raw: Array<Buffer>, resume: () => void, text: string, chunks: Array<Buffer>): boolean {
-    this.gate = undefined
+    this.retrying().gate = undefined
     if (!this.onHeaders(status, raw, resume, text)) return false
     let flowing = true
     for (const c of chunks) flowing = this.onData(c)
@@ -385,8 +388,12 @@ export class HttpExchange
       code: c.code,
       error: err.message
     })
-    const last = this.lastAnswer
-    if (last === undefined) return this.refuse(c)
+    this.failAttempt(c)
+  }
+
+  override failAttempt(e: ErrorKind | ProxyError): void {
+    const last = this.retryState?.lastAnswer
+    if (last === undefined) return this.refuse(e)
     // SPEC §11: every attempt failed, one with an answer: the client gets that answer as it came.
     this.finished = true
     this.responded = true

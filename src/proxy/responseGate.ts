@@ -14,7 +14,7 @@ import type { HttpExchange } from "./httpExchange.js"
 import type { ClientResponse } from "./respond.js"
 
 /** A discarded answer larger than this is aborted rather than read (error bodies are a few hundred bytes). */
-const KEEP_LIMIT = 64 * 1024
+export const KEEP_LIMIT = 64 * 1024
 /** A held stream that sends this much without a content event is released as it is (memory stays bounded). */
 const HOLD_LIMIT = 1024 * 1024
 
@@ -22,7 +22,8 @@ const HOLD_LIMIT = 1024 * 1024
 export interface HeldAnswer {
   readonly status: number
   readonly statusText: string
-  readonly raw: Array<Buffer>
+  /** Raw header pairs: undici's buffers (HTTP), node:http's strings (a refused WebSocket handshake). */
+  readonly raw: ReadonlyArray<Buffer | string>
   readonly chunks: Array<Buffer>
   /** The upstream protocol it came over (`x-upstream-protocol`). */
   readonly protocol: string

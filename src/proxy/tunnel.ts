@@ -83,18 +83,19 @@ class TunnelExchange extends Exchange {
         if (r._tag === "Cooling") {
           // SPEC §11: every key cooling; a tunnel carries no key, but its provider is rate limited all the same
           if (r.waitMs > this.router.snapshot.retry.maxWaitMs) {
-            this.refusal = coolingRefusal(r.identity.provider.type, r.waitMs)
+            this.retrying().refusal = coolingRefusal(r.identity.provider.type, r.waitMs)
             return "coolingDown"
           }
-          this.waitMs = r.waitMs
+          this.retrying().waitMs = r.waitMs
         }
         this.identity = r.identity
         this.keyName = r.keyName
         return undefined
       }
       // Another provider for the same host may have the right port: keep looking among the rest.
-      this.excluded ??= new Set()
-      this.excluded.add(r.identity.providerId)
+      const state = this.retrying()
+      state.excluded ??= new Set()
+      state.excluded.add(r.identity.providerId)
       if (!mismatch) this.providerPort = r.identity.provider.endpointPort
       mismatch = true
     }
@@ -102,7 +103,7 @@ class TunnelExchange extends Exchange {
 
   /** A tunnel carries the client's bytes as they are: no provider credential to resolve. */
   override attempt(): void {
-    if (this.waitMs > 0) return this.wait()
+    if (this.mustWait) return this.wait()
     this.attempts++
     this.dispatch()
   }
@@ -113,8 +114,8 @@ class TunnelExchange extends Exchange {
     this.outcome = outcomeOf(kind)
     this.socket.removeListener("close", this.onClientClose)
     const res = responseOnSocket(this.req, this.socket)
-    if (kind === "coolingDown" && this.refusal !== undefined)
-      return sendCoolingRefusal(res, this.refusal, this.requestId)
+    const refusal = this.retryState?.refusal
+    if (kind === "coolingDown" && refusal !== undefined) return sendCoolingRefusal(res, refusal, this.requestId)
     sendError(res, e, true, this.requestId)
   }
 

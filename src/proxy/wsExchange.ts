@@ -16,6 +16,7 @@ import { coolDown, sendCoolingRefusal } from "./phases/retry.js"
 import { route } from "./phases/route.js"
 import { upstreamHeaders, upstreamPath } from "./phases/upstreamRequest.js"
 import { countRelay, isRealtime, realtimeQueryModel, realtimeTap, settleRealtime } from "./relayTap.js"
+import { type HeldAnswer, KEEP_LIMIT, relayHeld } from "./responseGate.js"
 import { codedError, openUpstreamSocket } from "./socket.js"
 import {
   acceptFor,
@@ -118,20 +119,53 @@ export class WsExchange extends Exchange {
     const kind = reasonOf(e)
     this.status = statusOf(kind)
     this.outcome = outcomeOf(kind)
-    const refusal = this.refusal
+    const refusal = this.retryState?.refusal
     if (kind === "coolingDown" && refusal !== undefined)
       return this.sink.reply((out) => sendCoolingRefusal(out, refusal, this.requestId))
     this.sink.fail(e)
   }
 
-  /** A refused handshake: cool its key down on a rate limit; true when another identity's attempt was started. */
+  /** The last attempt failed without an answer: an earlier refused handshake that was kept, else `e` (SPEC §11). */
+  override failAttempt(e: ErrorKind | ProxyError): void {
+    const kept = this.retryState?.lastAnswer
+    if (kept === undefined) return this.refuse(e)
+    if (!this.settle()) return
+    this.status = kept.status
+    this.sink.reply((out) => relayHeld(out, "stream" in out, kept, this.requestId))
+  }
+
+  /**
+   * A refused handshake: cool its key down on a rate limit; true when another identity's attempt was started. The
+   * refusal is kept as the last answer once read to its end (at most KEEP_LIMIT bytes; a larger one is not kept),
+   * relayed if every later attempt fails without one (SPEC §11). The next attempt does not wait for that read: a
+   * handshake's upstream socket has no body timeout, so a refusal whose body stalls must hold nothing up. A refusal
+   * still unread when the last attempt fails is not relayed (then the proxy's 502/504, as before), and one read
+   * after a later attempt was answered is not kept over that newer answer.
+   */
   private retryRefused(res: http.IncomingMessage): boolean {
     const status = res.statusCode ?? 502
     coolDown(this, status, res.rawHeaders)
     if (!this.router.snapshot.retry.onStatus.includes(status) || !this.retry("status", status, true)) return false
+    const next = this.attempts + 1
+    const answer: HeldAnswer = {
+      status,
+      statusText: res.statusMessage ?? "",
+      raw: res.rawHeaders,
+      chunks: [],
+      protocol: "http/1.1"
+    }
+    let bytes = 0
+    res.on("data", (c: Buffer) => {
+      bytes += c.length
+      if (bytes <= KEEP_LIMIT) answer.chunks.push(c)
+      else res.destroy()
+    })
     res.on("error", () => undefined)
-    res.once("end", () => res.socket?.destroy())
-    res.resume()
+    res.once("end", () => {
+      res.socket?.destroy()
+      // the attempt after this one is still the last (no newer answer can have been kept)
+      if (bytes <= KEEP_LIMIT && this.attempts <= next) this.retrying().lastAnswer = answer
+    })
     return true
   }
 
@@ -203,7 +237,7 @@ export class WsExchange extends Exchange {
 
     req.on("upgrade", (res: http.IncomingMessage, upSocket: net.Socket, head: Buffer) => {
       done()
-      this.ttfbMs = performance.now() - this.startedAt
+      this.ttfbMs = this.sinceStart()
       this.ctx.health.connected(identity.providerId)
       if (!this.settle()) {
         upSocket.destroy()
@@ -227,7 +261,7 @@ export class WsExchange extends Exchange {
     })
     req.on("response", (res: http.IncomingMessage) => {
       done()
-      this.ttfbMs = performance.now() - this.startedAt
+      this.ttfbMs = this.sinceStart()
       this.ctx.health.connected(identity.providerId)
       // SPEC §11: a refused handshake with a retryable status goes to another identity while there is one.
       answered = true
@@ -253,7 +287,7 @@ export class WsExchange extends Exchange {
       if (c.connectFailure && !opened) {
         if (this.retry("connect", 0, true)) return
       } else if (c.code !== "UND_ERR_HEADERS_TIMEOUT" && this.retry("reset", 0, true)) return
-      this.refuse(c)
+      this.failAttempt(c)
     })
     req.end()
   }

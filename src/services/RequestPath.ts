@@ -7,6 +7,7 @@ import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
+import type { ConfigSnapshot } from "../config/types.js"
 import { accessOutput } from "../log.js"
 import { makeAccessLog } from "../observability/accessLog.js"
 import { makeRequestPath, type ProxyContext, type ProxyServices } from "../proxy/context.js"
@@ -25,6 +26,9 @@ export const make = (services: ProxyServices): Effect.Effect<ProxyContext, never
     const access = makeAccessLog(out.format, out.write, ACCESS_LOG_FLUSH_MS, out.writeBytes)
     // The lines of the last turn, once the listener has drained (its finalizer runs before this one).
     yield* Effect.addFinalizer(() => Effect.sync(access.flush))
+    // The exchanges' clock reads (start, response head) serve exactly what onEnd below writes: the metrics (with an
+    // admin listener) and the access line. A limited key's settlement needs no clock (ProxyContext.timed).
+    const timed = (s: ConfigSnapshot): boolean => s.accessLog || (metrics !== undefined && s.admin !== undefined)
     const onEnd = (ex: Exchange): void => {
       const snapshot = ex.router.snapshot
       const record = metrics !== undefined && snapshot.admin !== undefined
@@ -37,6 +41,7 @@ export const make = (services: ProxyServices): Effect.Effect<ProxyContext, never
       ...services,
       gauges: metrics?.live,
       onEnd,
+      timed,
       limits: limits?.control,
       onRetry: metrics?.retry,
       onCooldown: metrics?.cooldown

@@ -80,15 +80,18 @@ export const outputCapOf = (body: Buffer): number | undefined => {
 export const admit = (ex: Exchange, body: Buffer | null, bodyBytes: number): void => {
   const name = ex.keyName
   const limits = ex.ctx.limits
-  const spec = name === undefined || limits === undefined ? undefined : ex.router.snapshot.keyLimits.get(name)
+  const keyLimits = ex.router.snapshot.keyLimits
+  // no key limited in this config (the usual case): on at once, without a lookup
+  if (keyLimits.size === 0 || name === undefined || limits === undefined) return ex.attempt()
+  const spec = keyLimits.get(name)
   if (spec === undefined) return ex.attempt()
-  const limiter = limits!.limiter()
+  const limiter = limits.limiter()
   if (limiter === undefined) return ex.attempt()
   const estimate =
     !needsTokens(spec) || bodyBytes <= 0
       ? 0
-      : estimateTokens(bodyBytes, body === null ? undefined : outputCapOf(body), limits!.defaultOutputTokens())
-  limiter.admit(name!, spec, estimate).then(
+      : estimateTokens(bodyBytes, body === null ? undefined : outputCapOf(body), limits.defaultOutputTokens())
+  limiter.admit(name, spec, estimate).then(
     (a) => admitted(ex, limiter, a, estimate),
     (err: Error) => {
       ex.ctx.log.log("error", "limits admission failed", { request: ex.requestId, error: err.message })

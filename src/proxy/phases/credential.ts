@@ -1,6 +1,7 @@
 // Part of phase 5 (upstream request filter): the chosen identity's provider key, resolved (SPEC §2: a static key
 // at once, a `$(command)` key through the process's one KeyResolver, cached or run), then the exchange dispatches.
-// A command that fails is answered 502 `upstream authentication failed` (the reason goes to the log, never the key).
+// A command that fails is answered 502 `upstream authentication failed` (the reason goes to the log, never the key),
+// unless an earlier attempt of the request kept an upstream answer (SPEC §11): that answer then.
 import type * as Redacted from "effect/Redacted"
 import type { Exchange } from "../exchange.js"
 
@@ -27,8 +28,8 @@ export const resolveCredential = (ex: Exchange): void => {
         provider: identity.provider.index,
         reason: err.message
       })
-      ex.outcome = "refused"
-      ex.refuse("upstreamAuth")
+      // an earlier attempt's kept answer, if any, else 502
+      ex.failAttempt("upstreamAuth")
     }
   )
 }

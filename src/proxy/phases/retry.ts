@@ -5,16 +5,46 @@
 // HTTP, WebSocket and CONNECT call these from their dispatch callbacks; the exchange keeps the state.
 import {
   type CoolingRefusal,
+  type CoolingView,
   cooldownOf,
   decideRetry,
   type FailureKind,
   type RawHeaders
 } from "../../domain/retry/index.js"
+import type { Avoid } from "../../domain/router.js"
 import { usageSource } from "../../domain/usage/index.js"
 import type { Exchange } from "../exchange.js"
 import type { HttpExchange } from "../httpExchange.js"
 import type { ClientResponse } from "../respond.js"
-import { DiscardGate, FirstTokenGate, type ResponseGate } from "../responseGate.js"
+import { DiscardGate, FirstTokenGate, type HeldAnswer, type ResponseGate } from "../responseGate.js"
+
+/**
+ * An exchange's retry state (SPEC §11), made the first time it is needed (`Exchange.retrying()`): a failed attempt,
+ * a selection while some key is cooling down, a held or discarded response, a CONNECT port mismatch. Most requests
+ * never need it, so it lives beside the exchange rather than in it (a smaller per-request object). It is the
+ * router's `Avoid` for the next selection.
+ */
+export class RetryState implements Avoid {
+  /** Providers tried and failed to connect to: a fail-over never selects them again. */
+  excluded: Set<string> | undefined = undefined
+  /** Identities (`Identity.id`) tried by this request: a retry never selects them again. */
+  tried: Set<string> | undefined = undefined
+  /** Epoch ms of the last selection (compared with the cool-downs). */
+  now = 0
+  /** Wait before the next attempt: the identity selected is cooling down for this long (within `retry.max_wait`). */
+  waitMs = 0
+  /** The proxy's 429 when every key of the route is cooling down (the refusal `coolingDown`). */
+  refusal: CoolingRefusal | undefined = undefined
+  /** HTTP: set while the attempt's response is discarded (retryable status) or held (first-token window). */
+  gate: ResponseGate | undefined = undefined
+  /** HTTP: the last upstream answer a retry did not relay, relayed when every later attempt fails without one. */
+  lastAnswer: HeldAnswer | undefined = undefined
+
+  constructor(
+    /** The request path's cool-down registry, as the router's `Avoid` reads it. */
+    readonly cooling: CoolingView
+  ) {}
+}
 
 /**
  * A failed attempt (nothing sent to the client): marks the identity tried (a connect failure also reports and
@@ -24,13 +54,14 @@ import { DiscardGate, FirstTokenGate, type ResponseGate } from "../responseGate.
  */
 export const nextAttempt = (ex: Exchange, kind: FailureKind, status: number, replayable: boolean): number => {
   const failed = ex.identity!
+  const state = ex.retrying()
   if (kind === "connect" || kind === "tls") {
     ex.ctx.health.connectFailed(failed.providerId)
-    ex.excluded ??= new Set()
-    ex.excluded.add(failed.providerId)
+    state.excluded ??= new Set()
+    state.excluded.add(failed.providerId)
   }
-  ex.tried ??= new Set()
-  ex.tried.add(failed.id)
+  state.tried ??= new Set()
+  state.tried.add(failed.id)
   const d = decideRetry(ex.router.snapshot.retry, {
     attempts: ex.attempts,
     kind,
@@ -40,10 +71,10 @@ export const nextAttempt = (ex: Exchange, kind: FailureKind, status: number, rep
   })
   if (!d.retry) return -1
   // The protocol's own selection (CONNECT also checks the port); a cooling identity within `max_wait` sets waitMs.
-  ex.waitMs = 0
+  state.waitMs = 0
   if (ex.select() !== undefined) return -1
-  const delay = ex.waitMs
-  ex.waitMs = 0
+  const delay = state.waitMs
+  state.waitMs = 0
   ex.ctx.onRetry?.(failed.provider, d.reason)
   return delay
 }

@@ -11,16 +11,30 @@ import type { Exchange } from "../exchange.js"
 
 /**
  * The router's answer for the exchange's host, target and client key, excluding the providers already tried. The
- * exchange is the router's `Avoid` once it has tried an identity or some key is cooling (else the fast path).
+ * exchange's retry state is the router's `Avoid` once it has tried an identity or some key is cooling; a request
+ * without either (the usual one) takes the router's fast path and never makes that state.
  */
 export const routeOnce = (ex: Exchange): RouteResult => {
   const reg = ex.ctx.cooldowns
-  let avoid = ex.tried !== undefined
+  let state = ex.retryState
+  let avoid = state?.tried !== undefined
   if (avoid || reg.size > 0) {
-    ex.now = Date.now()
-    avoid ||= reg.anyCooling(ex.now)
+    const now = Date.now()
+    avoid ||= reg.anyCooling(now)
+    if (avoid) {
+      state ??= ex.retrying()
+      state.now = now
+    }
   }
-  return ex.router.route(ex.hostName, ex.port, ex.url, ex.clientKey, ex.excluded, ex.digest, avoid ? ex : undefined)
+  return ex.router.route(
+    ex.hostName,
+    ex.port,
+    ex.url,
+    ex.clientKey,
+    state?.excluded,
+    ex.digest,
+    avoid ? state : undefined
+  )
 }
 
 /** Selects into the exchange (identity, path, key name); the refusal when there is nothing to select. */
@@ -34,11 +48,12 @@ export const select = (ex: Exchange): ErrorKind | undefined => {
     case "Unavailable":
       return "noHealthy"
     case "Cooling":
+      // only a selection with an `Avoid` answers Cooling, so the retry state exists
       if (r.waitMs > ex.router.snapshot.retry.maxWaitMs) {
-        ex.refusal = coolingRefusal(r.identity.provider.type, r.waitMs)
+        ex.retrying().refusal = coolingRefusal(r.identity.provider.type, r.waitMs)
         return "coolingDown"
       }
-      ex.waitMs = r.waitMs
+      ex.retrying().waitMs = r.waitMs
   }
   // Ok, or Cooling within max_wait (the attempt waits `waitMs`)
   ex.identity = r.identity
