@@ -138,11 +138,14 @@ export class SseUsageTap {
   /** Complete lines in `buf[s, e)`. */
   private lines(buf: Buffer, s: number, e: number): void {
     if (this.firstContentAt === undefined || this.model === undefined) this.firstLines(buf, s, e)
+    const m = this.marker.length
     let p = buf.indexOf(this.marker, s)
     while (p >= 0 && p < e) {
-      // Most hits are `"usage":null` (OpenAI chat with include_usage): skip them before finding their line.
-      if (!objectFollows(buf, p + this.marker.length, e)) {
-        p = buf.indexOf(this.marker, p + this.marker.length)
+      // Most hits are `"usage":null` (OpenAI chat with include_usage): skip them before finding their line, and
+      // search on only when a usage object (the key, `:{}`) still fits before `e` (the usual `null}` at the end
+      // of an event does not: no second native search per event).
+      if (!objectFollows(buf, p + m, e)) {
+        p = e - (p + m) < m + 3 ? -1 : buf.indexOf(this.marker, p + m)
         continue
       }
       const ls = Math.max(s, buf.lastIndexOf(LF, p) + 1)
