@@ -197,7 +197,7 @@ providers:
     expect(stalledAt).toBeGreaterThan(0)
     expect(stalledAt).toBeLessThan(64 * MiB)
     // Decode the chunked body as it comes: sizes must add up and the last chunk must close it.
-    let buf = Buffer.alloc(0)
+    let buf: Buffer = Buffer.alloc(0)
     let headDone = false
     let body = 0
     let ended = false
