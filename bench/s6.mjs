@@ -177,6 +177,15 @@ const openproxyConfig = (dir, name, port, sourcePort, workers, extra = []) => {
   return file
 }
 
+/** The source's count of events written so far. */
+const sourceSent = async (port) => {
+  try {
+    return JSON.parse((await request({ host: "127.0.0.1", port, path: "/__s6stats" })).body).sent
+  } catch {
+    return null
+  }
+}
+
 // ---------------------------------------------------------------- one level against one target
 const runLevel = async (name, t, n, sourcePort) => {
   const rampMs = Math.max(500, n) // 1,000 new streams a second
@@ -213,11 +222,17 @@ const runLevel = async (name, t, n, sourcePort) => {
   try {
     const start = await waitLine(client, "STEADY_START", rampMs + warmMs + 30000)
     const a = { proxy: snapshot(pids), source: snapshot([t.sourcePid]), client: snapshot([client.pid]) }
+    const sentA = start ? await sourceSent(sourcePort) : null
     if (start) {
       const end = await waitLine(client, "STEADY_END", steadyMs + 10000)
       const b = { proxy: snapshot(pids), source: snapshot([t.sourcePid]), client: snapshot([client.pid]) }
+      const sentB = end ? await sourceSent(sourcePort) : null
       if (end) {
         out.proxy_cpu = pids.length ? cpuShare(a.proxy, b.proxy) : null
+        // Events the source wrote between the two CPU snapshots: each one went through the proxy in that time
+        // (give or take the few in flight), whether or not a busy client read it within its window.
+        out.proxy_cpu_s = pids.length ? cpuShare(a.proxy, b.proxy) * (Number(b.proxy.at - a.proxy.at) / 1e9) : null
+        out.sent_in_window = sentA !== null && sentB !== null ? sentB - sentA : null
         out.source_cpu = cpuShare(a.source, b.source)
         out.client_cpu = cpuShare(a.client, b.client)
       }
@@ -237,9 +252,12 @@ const runLevel = async (name, t, n, sourcePort) => {
   out.sent = stats1.sent - stats0.sent
   out.lost = out.received === undefined ? null : out.sent - out.received
   out.peak_rss_kib = pids.length ? peakKiB : null
+  // CPU per event: the proxy's CPU seconds over the events the source wrote meanwhile (a client that falls
+  // behind on a busy machine does not inflate it); the client's own window count as a second figure.
+  if (out.proxy_cpu_s != null && out.sent_in_window) out.cpu_per_event_us = (out.proxy_cpu_s / out.sent_in_window) * 1e6
   if (out.proxy_cpu != null && out.window?.events && out.window.ms) {
     const perSec = out.window.events / (out.window.ms / 1000)
-    out.cpu_per_event_us = (out.proxy_cpu / perSec) * 1e6
+    out.cpu_per_event_recv_us = (out.proxy_cpu / perSec) * 1e6
   }
   out.sustained =
     !out.error && out.established === n && out.lost === 0 && out.window?.p99_us != null
@@ -407,7 +425,7 @@ const mib = (kib) => (kib == null ? "-" : `${(kib / 1024).toFixed(0)} MiB`)
 const summary = (r) =>
   r.error && r.received === undefined
     ? `error: ${r.error.split("\n")[0]}`
-    : `${r.established}/${r.n} streams, ${r.received}/${r.sent} events, p50 ${ms(r.window?.p50_us)} p99 ${ms(r.window?.p99_us)} max ${ms(r.window?.max_us)}, proxy ${pctCell(r.proxy_cpu)}, ${r.cpu_per_event_us == null ? "-" : `${r.cpu_per_event_us.toFixed(1)} µs/event`}, source ${pctCell(r.source_cpu)}, client ${pctCell(r.client_cpu)}${r.error ? `; ${r.error}` : ""}`
+    : `${r.established}/${r.n} streams, ${r.received}/${r.sent} events, p50 ${ms(r.window?.p50_us)} p99 ${ms(r.window?.p99_us)} max ${ms(r.window?.max_us)}, proxy ${pctCell(r.proxy_cpu)}, ${r.cpu_per_event_us == null ? "-" : `${r.cpu_per_event_us.toFixed(1)} µs/event`}${r.cpu_per_event_recv_us == null ? "" : ` (by received: ${r.cpu_per_event_recv_us.toFixed(1)})`}, source ${pctCell(r.source_cpu)}, client ${pctCell(r.client_cpu)}${r.error ? `; ${r.error}` : ""}`
 
 const LABEL = {
   direct: "direct (s6 source)",
