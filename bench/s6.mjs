@@ -229,6 +229,11 @@ const runLevel = async (name, t, n, sourcePort) => {
       const sentB = end ? await sourceSent(sourcePort) : null
       if (end) {
         out.proxy_cpu = pids.length ? cpuShare(a.proxy, b.proxy) : null
+        // Each process's share (cluster: the primary first, then the workers: how evenly the streams spread).
+        if (pids.length > 1)
+          out.proxy_cpu_by_process = pids.map((p) =>
+            cpuShare({ at: a.proxy.at, cpu: new Map([[p, a.proxy.cpu.get(p)]]) }, b.proxy)
+          )
         // Events the source wrote between the two CPU snapshots: each one went through the proxy in that time
         // (give or take the few in flight), whether or not a busy client read it within its window.
         out.proxy_cpu_s = pids.length ? cpuShare(a.proxy, b.proxy) * (Number(b.proxy.at - a.proxy.at) / 1e9) : null
@@ -425,7 +430,7 @@ const mib = (kib) => (kib == null ? "-" : `${(kib / 1024).toFixed(0)} MiB`)
 const summary = (r) =>
   r.error && r.received === undefined
     ? `error: ${r.error.split("\n")[0]}`
-    : `${r.established}/${r.n} streams, ${r.received}/${r.sent} events, p50 ${ms(r.window?.p50_us)} p99 ${ms(r.window?.p99_us)} max ${ms(r.window?.max_us)}, proxy ${pctCell(r.proxy_cpu)}, ${r.cpu_per_event_us == null ? "-" : `${r.cpu_per_event_us.toFixed(1)} µs/event`}${r.cpu_per_event_recv_us == null ? "" : ` (by received: ${r.cpu_per_event_recv_us.toFixed(1)})`}, source ${pctCell(r.source_cpu)}, client ${pctCell(r.client_cpu)}${r.error ? `; ${r.error}` : ""}`
+    : `${r.established}/${r.n} streams, ${r.received}/${r.sent} events, p50 ${ms(r.window?.p50_us)} p99 ${ms(r.window?.p99_us)} max ${ms(r.window?.max_us)}, proxy ${pctCell(r.proxy_cpu)}, ${r.cpu_per_event_us == null ? "-" : `${r.cpu_per_event_us.toFixed(1)} µs/event`}${r.cpu_per_event_recv_us == null ? "" : ` (by received: ${r.cpu_per_event_recv_us.toFixed(1)})`}${r.proxy_cpu_by_process ? ` [by process: ${r.proxy_cpu_by_process.map((x) => pctCell(x)).join(", ")}]` : ""}, source ${pctCell(r.source_cpu)}, client ${pctCell(r.client_cpu)}${r.error ? `; ${r.error}` : ""}`
 
 const LABEL = {
   direct: "direct (s6 source)",
