@@ -5,7 +5,13 @@
 // source and the client (flagged above 70 %: then they, not the proxy, may be the bottleneck).
 // Runs standalone or from bench/run.mjs (`--only s6`):
 //   node bench/s6.mjs [--quick] [--targets direct,openproxy,...] [--levels 500,1000] [--rate 20] [--steady 15]
-//                     [--warm 2] [--node PATH] [--no-build] [--no-setup] [--keep-tmp]
+//                     [--warm 2] [--node PATH] [--no-build] [--no-setup] [--keep-tmp] [--rounds R]
+//                     [--builds "NAME=DIR;..."] [--conf-variants "NAME=YAML;..."]
+// --rounds R: every level R times, the target order rotated each time (same-run before/after comparisons on a
+// noisy machine); the tables show the round with the median CPU/event and list every round's CPU/event.
+// --builds: extra targets build:NAME = DIR/dist/main.js (another checkout's build, DIR built) with openproxy's
+// config. --conf-variants: extra targets conf:NAME = this build with YAML appended to openproxy's config (`\n` for
+// a line break); pinned to core 0, or cores 0-1 when the YAML sets `workers:`.
 // --node: the Node binary openproxy runs on (put first on its PATH, so the bin's `#!/usr/bin/env -S node ...` shebang
 // and its cluster workers use it); the other processes use `node` on PATH.
 import { execSync } from "node:child_process"
@@ -52,9 +58,24 @@ const ALL_TARGETS = ["direct", "openproxy", "openproxy-w2", "nginx", "http-proxy
 // Only when named in --targets: issue 17's observability A/B (the same build without access log, admin listener
 // and usage taps, and with all of them; `openproxy` itself runs the shipped defaults: access log on, no admin).
 const EXTRA_TARGETS = ["openproxy-obs-off", "openproxy-obs-on"]
-const names = opt("targets", ALL_TARGETS.join(","))
-  .split(",")
-  .filter((t) => ALL_TARGETS.includes(t) || EXTRA_TARGETS.includes(t))
+const namedList = (raw) =>
+  (raw || "")
+    .split(";")
+    .filter((v) => v.includes("="))
+    .map((v) => ({ name: v.slice(0, v.indexOf("=")).trim(), value: v.slice(v.indexOf("=") + 1) }))
+const buildVariants = namedList(opt("builds", "")).map((b) => ({ name: `build:${b.name}`, dir: path.resolve(b.value) }))
+const confVariants = namedList(opt("conf-variants", "")).map((c) => ({
+  name: `conf:${c.name}`,
+  yaml: c.value.replaceAll("\\n", "\n")
+}))
+const rounds = Math.max(1, Number(opt("rounds", 1)) | 0)
+const names = [
+  ...opt("targets", ALL_TARGETS.join(","))
+    .split(",")
+    .filter((t) => ALL_TARGETS.includes(t) || EXTRA_TARGETS.includes(t)),
+  ...buildVariants.map((v) => v.name),
+  ...confVariants.map((v) => v.name)
+]
 const NODE = opt("node", null)
 // openproxy starts as it ships (`./dist/main.js`, its shebang); --node only changes which `node` that finds.
 const OPENPROXY_ENV = NODE ? { PATH: `${path.dirname(path.resolve(NODE))}:${process.env.PATH}` } : undefined
@@ -156,6 +177,15 @@ const openproxyConfig = (dir, name, port, sourcePort, workers, extra = []) => {
   return file
 }
 
+/** The source's count of events written so far. */
+const sourceSent = async (port) => {
+  try {
+    return JSON.parse((await request({ host: "127.0.0.1", port, path: "/__s6stats" })).body).sent
+  } catch {
+    return null
+  }
+}
+
 // ---------------------------------------------------------------- one level against one target
 const runLevel = async (name, t, n, sourcePort) => {
   const rampMs = Math.max(500, n) // 1,000 new streams a second
@@ -192,11 +222,22 @@ const runLevel = async (name, t, n, sourcePort) => {
   try {
     const start = await waitLine(client, "STEADY_START", rampMs + warmMs + 30000)
     const a = { proxy: snapshot(pids), source: snapshot([t.sourcePid]), client: snapshot([client.pid]) }
+    const sentA = start ? await sourceSent(sourcePort) : null
     if (start) {
       const end = await waitLine(client, "STEADY_END", steadyMs + 10000)
       const b = { proxy: snapshot(pids), source: snapshot([t.sourcePid]), client: snapshot([client.pid]) }
+      const sentB = end ? await sourceSent(sourcePort) : null
       if (end) {
         out.proxy_cpu = pids.length ? cpuShare(a.proxy, b.proxy) : null
+        // Each process's share (cluster: the primary first, then the workers: how evenly the streams spread).
+        if (pids.length > 1)
+          out.proxy_cpu_by_process = pids.map((p) =>
+            cpuShare({ at: a.proxy.at, cpu: new Map([[p, a.proxy.cpu.get(p)]]) }, b.proxy)
+          )
+        // Events the source wrote between the two CPU snapshots: each one went through the proxy in that time
+        // (give or take the few in flight), whether or not a busy client read it within its window.
+        out.proxy_cpu_s = pids.length ? cpuShare(a.proxy, b.proxy) * (Number(b.proxy.at - a.proxy.at) / 1e9) : null
+        out.sent_in_window = sentA !== null && sentB !== null ? sentB - sentA : null
         out.source_cpu = cpuShare(a.source, b.source)
         out.client_cpu = cpuShare(a.client, b.client)
       }
@@ -216,9 +257,12 @@ const runLevel = async (name, t, n, sourcePort) => {
   out.sent = stats1.sent - stats0.sent
   out.lost = out.received === undefined ? null : out.sent - out.received
   out.peak_rss_kib = pids.length ? peakKiB : null
+  // CPU per event: the proxy's CPU seconds over the events the source wrote meanwhile (a client that falls
+  // behind on a busy machine does not inflate it); the client's own window count as a second figure.
+  if (out.proxy_cpu_s != null && out.sent_in_window) out.cpu_per_event_us = (out.proxy_cpu_s / out.sent_in_window) * 1e6
   if (out.proxy_cpu != null && out.window?.events && out.window.ms) {
     const perSec = out.window.events / (out.window.ms / 1000)
-    out.cpu_per_event_us = (out.proxy_cpu / perSec) * 1e6
+    out.cpu_per_event_recv_us = (out.proxy_cpu / perSec) * 1e6
   }
   out.sustained =
     !out.error && out.established === n && out.lost === 0 && out.window?.p99_us != null
@@ -310,23 +354,66 @@ const main = async () => {
       cpu: PROXY_CPU
     }
   }
+  for (const b of buildVariants) {
+    const port = await freePort()
+    const conf = openproxyConfig(tmp, `s6-${b.name.replace(":", "-")}`, port, ports.source)
+    targets[b.name] = {
+      ...common,
+      port,
+      argv: [path.join(b.dir, "dist/main.js"), "start", "-c", conf],
+      cpu: PROXY_CPU,
+      env: OPENPROXY_ENV
+    }
+    LABEL[b.name] = `openproxy build ${b.name.slice(6)} (${b.dir})`
+  }
+  for (const c of confVariants) {
+    const port = await freePort()
+    const conf = openproxyConfig(tmp, `s6-${c.name.replace(":", "-")}`, port, ports.source, 0, c.yaml.split("\n"))
+    targets[c.name] = {
+      ...common,
+      port,
+      argv: ["./dist/main.js", "start", "-c", conf],
+      cpu: /^\s*workers:/m.test(c.yaml) ? "0,1" : PROXY_CPU,
+      env: OPENPROXY_ENV
+    }
+    LABEL[c.name] = `openproxy + ${c.yaml.replaceAll("\n", "; ")}`
+  }
 
   const results = {
     date: new Date().toISOString(),
     node: process.version,
     openproxy_node: sys(`${NODE ?? "node"} --version`),
     load_at_start: os.loadavg(),
-    options: { quick, levels, rate, interval_ms: interval, steady_ms: steadyMs, warm_ms: warmMs, targets: names },
+    options: {
+      quick,
+      levels,
+      rate,
+      interval_ms: interval,
+      steady_ms: steadyMs,
+      warm_ms: warmMs,
+      targets: names,
+      rounds
+    },
     levels: {}
   }
   for (const [li, n] of levels.entries()) {
     results.levels[n] = {}
-    // Rotate the order per level so no target always runs first.
-    const order = names.map((_, i) => names[(i + li) % names.length])
-    for (const name of order) {
-      const r = await runLevel(name, targets[name], n, ports.source)
-      results.levels[n][name] = r
-      log(`N=${n} ${name}: ${summary(r)}`)
+    const all = {}
+    for (let round = 0; round < rounds; round++) {
+      // Rotate the order per level and round so no target always runs first.
+      const order = names.map((_, i) => names[(i + li + round) % names.length])
+      for (const name of order) {
+        const r = await runLevel(name, targets[name], n, ports.source)
+        all[name] = [...(all[name] ?? []), r]
+        log(`N=${n}${rounds > 1 ? ` round ${round + 1}` : ""} ${name}: ${summary(r)}`)
+      }
+    }
+    for (const name of names) {
+      const rs = all[name]
+      // The round with the median CPU/event stands for the target (rounds without a figure sort last).
+      const sorted = [...rs].sort((a, b) => (a.cpu_per_event_us ?? Infinity) - (b.cpu_per_event_us ?? Infinity))
+      results.levels[n][name] = { ...sorted[Math.floor((sorted.length - 1) / 2)] }
+      if (rounds > 1) results.levels[n][name].rounds = rs.map((r) => r.cpu_per_event_us ?? null)
     }
   }
   await stopProc(source)
@@ -343,7 +430,7 @@ const mib = (kib) => (kib == null ? "-" : `${(kib / 1024).toFixed(0)} MiB`)
 const summary = (r) =>
   r.error && r.received === undefined
     ? `error: ${r.error.split("\n")[0]}`
-    : `${r.established}/${r.n} streams, ${r.received}/${r.sent} events, p50 ${ms(r.window?.p50_us)} p99 ${ms(r.window?.p99_us)} max ${ms(r.window?.max_us)}, proxy ${pctCell(r.proxy_cpu)}, ${r.cpu_per_event_us == null ? "-" : `${r.cpu_per_event_us.toFixed(1)} µs/event`}, source ${pctCell(r.source_cpu)}, client ${pctCell(r.client_cpu)}${r.error ? `; ${r.error}` : ""}`
+    : `${r.established}/${r.n} streams, ${r.received}/${r.sent} events, p50 ${ms(r.window?.p50_us)} p99 ${ms(r.window?.p99_us)} max ${ms(r.window?.max_us)}, proxy ${pctCell(r.proxy_cpu)}, ${r.cpu_per_event_us == null ? "-" : `${r.cpu_per_event_us.toFixed(1)} µs/event`}${r.cpu_per_event_recv_us == null ? "" : ` (by received: ${r.cpu_per_event_recv_us.toFixed(1)})`}${r.proxy_cpu_by_process ? ` [by process: ${r.proxy_cpu_by_process.map((x) => pctCell(x)).join(", ")}]` : ""}, source ${pctCell(r.source_cpu)}, client ${pctCell(r.client_cpu)}${r.error ? `; ${r.error}` : ""}`
 
 const LABEL = {
   direct: "direct (s6 source)",
@@ -404,10 +491,23 @@ const s6Tables = (res) => {
     const perEvent = res.levels[top]?.[name]?.cpu_per_event_us
     return [LABEL[name], ok.length ? Math.max(...ok) : "none", perEvent == null ? "-" : `${perEvent.toFixed(1)} µs`]
   })
-  return [
+  const out = [
     [head, rows],
     [sHead, sRows]
   ]
+  if (res.options.rounds > 1) {
+    const rHead = ["S6: CPU/event per round (same-run comparison)", "N", "rounds", "median"]
+    const rRows = []
+    for (const name of res.options.targets)
+      for (const n of res.options.levels) {
+        const r = res.levels[n]?.[name]
+        if (!r?.rounds) continue
+        const f = (x) => (x == null ? "-" : x.toFixed(1))
+        rRows.push([LABEL[name], n, r.rounds.map(f).join(" / "), f(r.cpu_per_event_us)])
+      }
+    out.push([rHead, rRows])
+  }
+  return out
 }
 
 const report = (res) => {

@@ -138,6 +138,12 @@ export const Settings = Schema.Struct({
   maxRequestBodySize: withDefault("max_request_body_size", int(1), 100 * 1024 * 1024, "Over it: 413 (bytes)."),
   timeouts: section("timeouts", Timeouts, "Time-outs (§8)."),
   workers: withDefault("workers", Workers, 1, "Proxy processes sharing the listeners; auto: one per core."),
+  reusePort: withDefault(
+    "reuse_port",
+    Bool,
+    false,
+    "With workers > 1: each worker listens on its own SO_REUSEPORT socket (Node ≥ 22.12, Linux), else round-robin."
+  ),
   maxConnections: withDefault(
     "max_connections",
     int(1),

@@ -18,6 +18,7 @@ import {
   type UpstreamFailed
 } from "../errors.js"
 import type { BodyLimit, BodySink, ClientRequest } from "./body.js"
+import { writeBody } from "./bodyWrite.js"
 import type { ProxyContext } from "./context.js"
 import { Exchange, noteClient, outcomeOf } from "./exchange.js"
 import { type RequestHeadInfo, responseHeadersFromRaw, trailersForClient } from "./headers.js"
@@ -262,9 +263,7 @@ export class HttpExchange
       chunk = out
     }
     this.bytesOut += chunk.length
-    if ((this.res as NodeJS.WritableStream).write(chunk)) return true
-    this.res.once("drain", this.onDrain)
-    return false
+    return writeBody(this.res, this.isH2, chunk, this.onDrain)
   }
 
   private readonly onDrain = (): void => this.resume?.()

@@ -21,6 +21,7 @@ import {
   tlsOptions
 } from "../../proxy/servers.js"
 import type { ConnectionGate } from "./gate.js"
+import { bindMode } from "./reusePort.js"
 import { superviseSocket } from "./supervise.js"
 
 export class ListenError extends Data.TaggedError("ListenError")<{
@@ -86,12 +87,14 @@ const portOf = (server: net.Server, fallback: number): number => {
   return typeof a === "object" && a !== null ? a.port : fallback
 }
 
-const listen = (server: net.Server, { kind, address, port }: WantedListener) =>
+const listen = (server: net.Server, { kind, address, port }: WantedListener, reuse: boolean) =>
   Effect.async<number, ListenError>((resume) => {
     const onError = (err: NodeJS.ErrnoException) =>
       resume(Effect.fail(new ListenError({ kind, address, port, reason: err.code ?? err.message })))
     server.once("error", onError)
-    server.listen({ port, host: address, backlog: 1024 }, () => {
+    // `exclusive`: the worker binds the socket itself rather than asking the cluster primary for its handle.
+    const own = reuse ? { exclusive: true, reusePort: true } : {}
+    server.listen({ port, host: address, backlog: 1024, ...own } as net.ListenOptions, () => {
       server.removeListener("error", onError)
       resume(Effect.succeed(portOf(server, port)))
     })
@@ -142,18 +145,30 @@ export const bindPort = (deps: PortDeps, w: WantedListener, c: ConfigSnapshot) =
     const key = keyOf(w)
     const inherited = deps.inherited.take(key)
     let listening = server
+    let mode: ReturnType<typeof bindMode> = "own"
     if (inherited !== undefined) {
       // Upgrade: the socket is already bound and listening; its connections go to our server from now on.
       listening = inherited.server
       inherited.adopt((socket) => server.emit("connection", socket))
     } else {
-      yield* listen(server, w).pipe(Effect.onError(() => Effect.sync(() => protocols.release())))
+      mode = bindMode(c.reusePort)
+      yield* listen(server, w, mode === "reuseport").pipe(Effect.onError(() => Effect.sync(() => protocols.release())))
     }
     const actual = portOf(listening, port)
     // after a successful bind only: a bind failure is reported once, by the ListenError
     listening.on("error", (err) => deps.log.log("error", "listener error", { kind, error: err.message }))
     const bound: BoundListener = { kind, address, port: actual }
-    yield* event("info", "listening", { kind, address, port: actual, ...(inherited ? { inherited: true } : {}) })
+    yield* event("info", "listening", {
+      kind,
+      address,
+      port: actual,
+      ...(inherited ? { inherited: true } : {}),
+      ...(mode === "reuseport" ? { reuse_port: true } : {})
+    })
+    if (c.reusePort && mode === "round-robin")
+      yield* event("warn", "reuse_port needs Node 22.12 or later on Linux: workers share the port round-robin", {
+        node: process.versions.node
+      })
     return { key, listening, server, protocols, bound, state } satisfies Port
   })
 
