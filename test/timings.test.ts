@@ -3,31 +3,24 @@
 // (the settlement reads that a head arrived, not when); the services' request path times exactly while the access
 // log is on or metrics are recorded (admin listener). Over real sockets: node:http running the request path.
 import * as http from "node:http"
-import type { AddressInfo } from "node:net"
 import * as Effect from "effect/Effect"
-import { afterEach, describe, expect, it } from "vitest"
-import { parseConfig } from "../src/config/load.js"
+import { describe, expect, it } from "vitest"
 import type { ConfigSnapshot } from "../src/config/types.js"
 import { KeyResolver } from "../src/domain/keys.js"
 import { Router } from "../src/domain/router.js"
 import { openLimiter } from "../src/limits/index.js"
 import type { Limiter } from "../src/limits/limiter.js"
 import { makeLogger } from "../src/log.js"
-import { makeRequestPath, type ProxyServices } from "../src/proxy/context.js"
+import type { ProxyServices } from "../src/proxy/context.js"
 import type { Exchange } from "../src/proxy/exchange.js"
-import { handleRequest } from "../src/proxy/forward.js"
 import { UpstreamPools } from "../src/proxy/upstreams.js"
 import * as Metrics from "../src/services/Metrics.js"
 import * as RequestPath from "../src/services/RequestPath.js"
+import { cleanupAfterEach, listen, until } from "./support/cleanup.js"
 import { h1 } from "./support/http.js"
+import { startRequestPath } from "./support/requestPath.js"
 
-const closers: Array<() => Promise<void>> = []
-afterEach(async () => {
-  for (const c of closers.splice(0)) await c()
-})
-
-const listen = (s: http.Server) =>
-  new Promise<number>((resolve) => s.listen(0, "127.0.0.1", () => resolve((s.address() as AddressInfo).port)))
+const cleanup = cleanupAfterEach()
 
 /** The timings an ended exchange carried. */
 interface Seen {
@@ -43,7 +36,7 @@ providers:
   - { type: openai, host: "ok.test", endpoint: "127.0.0.1:${upPort}", tls: false, api_key: "sk-up" }
 `
 
-/** An upstream that answers after `delayMs`, and the proxy's request path over it with `more` services. */
+/** An upstream that answers after 20 ms, and the proxy's request path over it with `more` services. */
 const harness = async (extra: string, more: Partial<ProxyServices>) => {
   const upstream = http.createServer((req, res) => {
     req.resume()
@@ -53,31 +46,11 @@ const harness = async (extra: string, more: Partial<ProxyServices>) => {
     }, 20)
   })
   const upPort = await listen(upstream)
-  const snapshot = await Effect.runPromise(parseConfig(yaml(upPort, extra), "/tmp/timings-test.yml", {}))
-  const router = new Router(snapshot)
-  const pools = new UpstreamPools()
-  const ctx = makeRequestPath({
-    router: () => router,
-    pools,
-    keys: new KeyResolver(),
-    health: { connectFailed: () => undefined, connected: () => undefined },
-    log: makeLogger("text", "error", () => undefined),
-    ...more
-  })
-  const proxy = http.createServer((req, res) => handleRequest(ctx, 80, req, res))
-  const port = await listen(proxy)
-  closers.push(async () => {
-    proxy.closeAllConnections()
+  cleanup.defer(async () => {
     upstream.closeAllConnections()
-    await new Promise((r) => proxy.close(r))
     await new Promise((r) => upstream.close(r))
-    await pools.closeAll()
   })
-  return { port, snapshot }
-}
-
-const until = async (f: () => boolean) => {
-  for (let i = 0; i < 200 && !f(); i++) await new Promise((r) => setTimeout(r, 10))
+  return startRequestPath(cleanup, yaml(upPort, extra), { services: more })
 }
 
 const post = (port: number) =>
@@ -108,7 +81,7 @@ describe("exchange timings", () => {
 
   it("an untimed context reads no clock, and a limited key's answer still settles its estimate", async () => {
     const real = await openLimiter({ store: "memory" })
-    closers.push(() => real.close())
+    cleanup.defer(() => real.close())
     const settled: Array<number> = []
     let released = 0
     const limiter: Limiter = {
