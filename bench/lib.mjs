@@ -13,6 +13,13 @@ const ULIMIT = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/
 /** Quote one argument for `bash -c`. */
 export const sh = (arg) => "'" + String(arg).replace(/'/g, "'\\''") + "'"
 
+/** "NAME=VALUE;NAME2=VALUE2" → [{name, value}] (a value may hold `=`): the --builds / --conf-variants lists. */
+export const namedList = (raw) =>
+  (raw || "")
+    .split(";")
+    .filter((v) => v.includes("="))
+    .map((v) => ({ name: v.slice(0, v.indexOf("=")).trim(), value: v.slice(v.indexOf("=") + 1) }))
+
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** A free TCP port on 127.0.0.1 (the kernel's choice, released at once). */

@@ -29,6 +29,7 @@ import {
   freePort,
   killAllSync,
   median,
+  namedList,
   parseH2load,
   parseWrk,
   percentile,
@@ -98,12 +99,6 @@ const v8Variants = (opt("v8-variants", "") || "")
     const [name, flags] = [v.slice(0, v.indexOf("=")), v.slice(v.indexOf("=") + 1)]
     return { name: `v8:${name.trim()}`, flags: flags.split(" ").filter((f) => f !== "") }
   })
-/** "NAME=VALUE;NAME2=VALUE2" → [{name, value}] (a value may hold `=`). */
-const namedList = (raw) =>
-  (raw || "")
-    .split(";")
-    .filter((v) => v.includes("="))
-    .map((v) => ({ name: v.slice(0, v.indexOf("=")).trim(), value: v.slice(v.indexOf("=") + 1) }))
 const buildVariants = namedList(opt("builds", "")).map((b) => ({ name: `build:${b.name}`, dir: path.resolve(b.value) }))
 // builds (by NAME) that get the openproxy-obs-off config (`access_log: false`), for before/after runs of builds
 // that know the option: `--obs-off-builds base`

@@ -22,6 +22,7 @@ import { fileURLToPath } from "node:url"
 import {
   freePort,
   killAllSync,
+  namedList,
   request,
   run,
   sleep,
@@ -58,11 +59,6 @@ const ALL_TARGETS = ["direct", "openproxy", "openproxy-w2", "nginx", "http-proxy
 // Only when named in --targets: issue 17's observability A/B (the same build without access log, admin listener
 // and usage taps, and with all of them; `openproxy` itself runs the shipped defaults: access log on, no admin).
 const EXTRA_TARGETS = ["openproxy-obs-off", "openproxy-obs-on"]
-const namedList = (raw) =>
-  (raw || "")
-    .split(";")
-    .filter((v) => v.includes("="))
-    .map((v) => ({ name: v.slice(0, v.indexOf("=")).trim(), value: v.slice(v.indexOf("=") + 1) }))
 const buildVariants = namedList(opt("builds", "")).map((b) => ({ name: `build:${b.name}`, dir: path.resolve(b.value) }))
 const confVariants = namedList(opt("conf-variants", "")).map((c) => ({
   name: `conf:${c.name}`,
