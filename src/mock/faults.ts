@@ -12,9 +12,9 @@ export type Family = "openai" | "anthropic" | "gemini"
 
 /** One rule; every field but the matchers is optional. A request gets the first active rule that matches. */
 export interface FaultRule {
-  /** Only requests presenting this provider key (any header or query form); default: any request. */
+  /** Only requests presenting this provider key (in a header or the query, whichever form); default: every request. */
   readonly key?: string
-  /** Only requests whose path (no query) starts with this; default: any path. */
+  /** Only requests whose path (no query) starts with this; default: every path. */
   readonly path?: string
   /** Applies to this many matching requests, then is gone; default: every one. */
   readonly times?: number

@@ -52,7 +52,7 @@ export class HttpExchange
   conn: UpstreamConnection | undefined = undefined
   /** Whether `conn` had served responses before this attempt was written on it. */
   reused = false
-  /** `conn.socket.bytesRead` when the attempt was written: any byte past it is a response byte (HTTP/1.1). */
+  /** `conn.socket.bytesRead` when the attempt was written: every byte past it is a response byte (HTTP/1.1). */
   readAtWrite = 0
   /** The upstream sent something for this attempt (a head, even an interim 1xx one). */
   answered = false

@@ -42,7 +42,7 @@ export interface BoundListener {
   readonly port: number
 }
 
-/** A listener as the config names it (port 0: any free port). */
+/** A listener as the config names it (port 0: a free port the kernel picks). */
 export interface WantedListener {
   readonly kind: "http" | "https"
   readonly address: string
